@@ -1,0 +1,420 @@
+"""FER2013 data layer: read, validate, cache and batch 48x48 grey faces with 7 emotion labels.
+
+Two sources are accepted, detected on their own:
+- the Kaggle CSV `fer2013.csv` (columns `emotion,pixels,Usage`; plain or `.gz`), and
+- the image-folder release: `train/<emotion>/*.jpg` and `test/<emotion>/*.jpg` (PNG too; emotion folder
+  names case-insensitive). `train/` becomes the Training split and `test/` the PublicTest split.
+
+Everything is validated up front with a one-line `DataError` naming the file and the line or image;
+images must already be 48x48 after grey conversion (we do not resize: FER2013 is 48x48, and a silent
+resize would hide a wrong dataset). Parsed arrays stay uint8 (all of FER2013 is 83 MB) and are cached
+as a compressed `.npz` keyed by the source's path, size and mtime, so a second load takes well under a
+second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from isal import igzip
+
+EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+NUM_CLASSES = len(EMOTIONS)
+IMAGE_SIZE = 48
+PIXELS_PER_FACE = IMAGE_SIZE * IMAGE_SIZE
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+CSV_COLUMNS = ("emotion", "pixels", "Usage")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FOLDER_SPLITS = {"train": "Training", "test": "PublicTest"}
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent
+DEFAULT_CANDIDATES = ("datasets/fer2013.csv", "datasets/fer2013.csv.gz", "datasets/fer2013")
+DEFAULT_CACHE_DIR = REPO_ROOT / "datasets" / "cache"
+HOW_TO_GET = (
+    "get fer2013.csv from Kaggle's 'Challenges in Representation Learning: Facial Expression "
+    "Recognition Challenge' (or the image-folder release with train/<emotion>/*.jpg) and put it at "
+    "datasets/fer2013.csv, or pass --data PATH"
+)
+CSV_ROWS_PER_CHUNK = 1024  # ~9 MB of text per chunk: the parser's temporaries stay in cache
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message is one line naming the file (and line or image)."""
+
+
+@dataclass
+class Split:
+    name: str
+    images: np.ndarray  # (N, 48, 48) uint8
+    labels: np.ndarray  # (N,) int64 in 0..6
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def of_class(self, label: int) -> "Split":
+        mask = self.labels == label
+        return Split(f"{self.name}/{EMOTIONS[label]}", self.images[mask], self.labels[mask])
+
+
+@dataclass
+class FER2013:
+    source: str
+    splits: dict[str, Split]
+
+    def split(self, name: str) -> Split:
+        if name not in self.splits:
+            present = ", ".join(self.splits) or "none"
+            raise DataError(f"{self.source}: split {name!r} is absent (present: {present})")
+        return self.splits[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and loading a source
+# ---------------------------------------------------------------------------------------------
+
+def resolve_data_path(path: str | os.PathLike | None = None) -> pathlib.Path:
+    """The data source to read: `path` if given, else the first of datasets/fer2013{.csv,.csv.gz,/}."""
+    if path is not None:
+        resolved = pathlib.Path(path)
+        if not resolved.exists():
+            raise DataError(f"{resolved}: no such file or folder; {HOW_TO_GET}")
+        return resolved
+    for candidate in DEFAULT_CANDIDATES:
+        for base in (pathlib.Path.cwd(), REPO_ROOT):
+            if (base / candidate).exists():
+                return base / candidate
+    raise DataError(f"{DEFAULT_CANDIDATES[0]}: FER2013 not found; {HOW_TO_GET}")
+
+
+def load_fer2013(path: str | os.PathLike | None = None, cache: bool = True,
+                 cache_dir: str | os.PathLike | None = None) -> FER2013:
+    """Load FER2013 from a CSV or an image folder, through the `.npz` cache unless `cache=False`."""
+    source = resolve_data_path(path)
+    if not cache:
+        return _parse_source(source)
+    cache_file = _cache_file(source, pathlib.Path(cache_dir or DEFAULT_CACHE_DIR))
+    if cache_file.exists():
+        try:
+            return _read_cache(cache_file, source)
+        except (OSError, ValueError, KeyError, zlib.error):
+            pass  # a damaged cache is rebuilt from the source below
+    data = _parse_source(source)
+    _write_cache(cache_file, data)
+    return data
+
+
+def _parse_source(source: pathlib.Path) -> FER2013:
+    splits = _read_image_folder(source) if source.is_dir() else _read_csv(source)
+    return FER2013(str(source), splits)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------------------
+
+def _read_csv(path: pathlib.Path) -> dict[str, Split]:
+    """Stream the CSV in chunks; pixel parsing runs in worker threads while pandas reads on."""
+    images, labels, usage = [], [], []
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        first_line = 2  # line 1 is the header
+        for frame in _csv_chunks(path):
+            line_numbers = np.arange(len(frame)) + first_line
+            first_line += len(frame)
+            labels.append(_parse_labels(frame["emotion"], path, line_numbers))
+            usage.append(_parse_usage(frame["Usage"], path, line_numbers))
+            images.append(pool.submit(_parse_pixels, frame["pixels"].tolist(), path, line_numbers))
+        images = [future.result() for future in images]
+    if not labels:
+        raise DataError(f"{path}: header only, no rows")
+    images, labels, usage = np.concatenate(images), np.concatenate(labels), np.concatenate(usage)
+    return {name: Split(name, images[usage == name], labels[usage == name])
+            for name in SPLITS if (usage == name).any()}
+
+
+def _csv_chunks(path: pathlib.Path) -> Iterator[pd.DataFrame]:
+    try:
+        with _open_maybe_gzip(path) as stream:
+            yield from _checked_chunks(path, stream)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty; expected a FER2013 CSV with columns emotion,pixels,Usage") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: not a readable CSV ({_first_line(err)})") from None
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: not a readable CSV or .csv.gz ({_first_line(err)})") from None
+
+
+def _open_maybe_gzip(path: pathlib.Path):
+    """A binary stream of the file's text; gzip (detected by its magic bytes) is inflated with ISA-L,
+    2-3x faster than zlib: decompression is most of a cold load."""
+    with open(path, "rb") as probe:
+        is_gzip = probe.read(2) == b"\x1f\x8b"
+    return igzip.open(path, "rb") if is_gzip else open(path, "rb")
+
+
+def _checked_chunks(path: pathlib.Path, stream) -> Iterator[pd.DataFrame]:
+    for frame in pd.read_csv(stream, dtype=str, keep_default_na=False, chunksize=CSV_ROWS_PER_CHUNK):
+        missing = [c for c in CSV_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {','.join(missing)}; found "
+                            f"{','.join(map(str, frame.columns))}; expected emotion,pixels,Usage")
+        if not isinstance(frame.index, pd.RangeIndex):  # pandas' reading of rows longer than the header
+            raise DataError(f"{path}: rows have more fields than the header emotion,pixels,Usage")
+        if not frame.empty:
+            yield frame
+
+
+def _parse_labels(column: pd.Series, path: pathlib.Path, line_numbers: np.ndarray) -> np.ndarray:
+    values = pd.to_numeric(column.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values != np.round(values)) | (values < 0) | (values >= NUM_CLASSES)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{path}: line {line_numbers[row]}: emotion {column.iloc[row]!r} is not a label "
+                        f"0..{NUM_CLASSES - 1}")
+    return values.astype(np.int64)
+
+
+def _parse_usage(column: pd.Series, path: pathlib.Path, line_numbers: np.ndarray) -> np.ndarray:
+    usage = column.str.strip().to_numpy(dtype=object)
+    unknown = ~np.isin(usage, SPLITS)
+    if unknown.any():
+        row = int(np.argmax(unknown))
+        raise DataError(f"{path}: line {line_numbers[row]}: unknown Usage {usage[row]!r} "
+                        f"(expected one of {', '.join(SPLITS)})")
+    return usage
+
+
+def _parse_pixels(pixel_strings: list[str], path: pathlib.Path, line_numbers: np.ndarray) -> np.ndarray:
+    """Space-separated pixel strings -> (N, 48, 48) uint8, parsed on the raw bytes with numpy.
+
+    A value is read off the (at most 3) digits that end each token, so no per-row Python work
+    is done; every check that fails names the CSV line.
+    """
+    text = np.frombuffer(("\n".join(pixel_strings) + "\n").encode("ascii", "replace"), np.uint8)
+    newlines = np.flatnonzero(text == ord("\n"))
+    is_digit = (text - np.uint8(ord("0"))) < 10
+
+    def fail(char_index: int, reason: str):
+        row = int(np.searchsorted(newlines, char_index))
+        shown = pixel_strings[row] if len(pixel_strings[row]) <= 40 else pixel_strings[row][:37] + "..."
+        raise DataError(f"{path}: line {line_numbers[row]}: pixels {reason} (got {shown!r})")
+
+    separators = sum(np.count_nonzero(text == ord(c)) for c in " \t\n")
+    if separators + np.count_nonzero(is_digit) != len(text):
+        index = int(np.argmax(~is_digit & (text != ord(" ")) & (text != ord("\t")) & (text != ord("\n"))))
+        if text[index] == ord("-") and is_digit[index + 1]:
+            fail(index, "has a value outside 0..255")
+        fail(index, f"must be {PIXELS_PER_FACE} integers separated by spaces")
+
+    token_ends = np.flatnonzero(is_digit[:-1] & ~is_digit[1:])  # the text ends in a newline
+    tokens_per_row = np.diff(np.r_[0, np.searchsorted(token_ends, newlines)])
+    wrong_count = tokens_per_row != PIXELS_PER_FACE
+    if wrong_count.any():
+        row = int(np.argmax(wrong_count))
+        fail(int(newlines[row]), f"has {tokens_per_row[row]} values, expected exactly {PIXELS_PER_FACE}")
+
+    # Index -1 and -2 wrap to the final newline and a digit before it, but `has_tens` is then False.
+    has_tens = is_digit[token_ends - 1]
+    has_hundreds = has_tens & is_digit[token_ends - 2]
+    too_long = has_hundreds & is_digit[token_ends - 3]
+    if too_long.any():
+        fail(int(token_ends[np.argmax(too_long)]), "has a value outside 0..255")
+
+    def digit(offset: int) -> np.ndarray:  # the digit `offset` places left of each token's end
+        return text[token_ends - offset].astype(np.uint16) - ord("0")
+
+    values = digit(0) + has_tens * (10 * digit(1)) + has_hundreds * (100 * digit(2))
+    if (values > 255).any():
+        fail(int(token_ends[np.argmax(values > 255)]), "has a value outside 0..255")
+    return values.astype(np.uint8).reshape(len(pixel_strings), IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def write_fer2013_csv(path: str | os.PathLike, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> pathlib.Path:
+    """Write faces in the FER2013 CSV schema (gzip when `path` ends in .gz), atomically."""
+    path = pathlib.Path(path)
+    frames = []
+    for usage, (images, labels) in splits.items():
+        flat = np.asarray(images, np.uint8).reshape(len(images), PIXELS_PER_FACE)
+        frames.append(pd.DataFrame({
+            "emotion": np.asarray(labels, np.int64),
+            "pixels": [" ".join(map(str, row)) for row in flat.tolist()],
+            "Usage": usage,
+        }))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    pd.concat(frames, ignore_index=True).to_csv(
+        temporary, index=False, compression="gzip" if path.suffix == ".gz" else None)
+    os.replace(temporary, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders
+# ---------------------------------------------------------------------------------------------
+
+def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
+    from PIL import Image, UnidentifiedImageError
+
+    split_dirs = {FOLDER_SPLITS[d.name.lower()]: d for d in sorted(root.iterdir())
+                  if d.is_dir() and d.name.lower() in FOLDER_SPLITS}
+    if not split_dirs:
+        raise DataError(f"{root}: a FER2013 folder needs train/ and/or test/ subfolders of emotion folders")
+    class_of = {name.lower(): label for label, name in enumerate(EMOTIONS)}
+    splits = {}
+    for split_name, split_dir in split_dirs.items():
+        images, labels = [], []
+        for emotion_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            if emotion_dir.name.lower() not in class_of:
+                raise DataError(f"{emotion_dir}: unknown emotion folder (expected one of "
+                                f"{', '.join(e.lower() for e in EMOTIONS)})")
+            for image_path in sorted(emotion_dir.iterdir()):
+                if image_path.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                try:
+                    with Image.open(image_path) as image:
+                        grey = np.asarray(image.convert("L"))
+                except (UnidentifiedImageError, OSError) as err:
+                    raise DataError(f"{image_path}: unreadable image ({_first_line(err)})") from None
+                if grey.shape != (IMAGE_SIZE, IMAGE_SIZE):
+                    raise DataError(f"{image_path}: image is {grey.shape[1]}x{grey.shape[0]}, FER2013 faces "
+                                    f"are {IMAGE_SIZE}x{IMAGE_SIZE} (crop and resize it first)")
+                images.append(grey)
+                labels.append(class_of[emotion_dir.name.lower()])
+        if not images:
+            raise DataError(f"{split_dir}: no .png/.jpg images in its emotion folders")
+        splits[split_name] = Split(split_name, np.stack(images), np.asarray(labels, np.int64))
+    return {name: splits[name] for name in SPLITS if name in splits}
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache
+# ---------------------------------------------------------------------------------------------
+
+def _source_identity(source: pathlib.Path) -> str:
+    """Path + size + mtime of the file, or of every file under a folder."""
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    parts = [str(source.resolve())]
+    for file in files:
+        stat = file.stat()
+        parts.append(f"{file.relative_to(source) if source.is_dir() else ''}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cache_file(source: pathlib.Path, cache_dir: pathlib.Path) -> pathlib.Path:
+    path_key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
+    return cache_dir / f"{source.name}-{path_key}-{_source_identity(source)[:16]}.npz"
+
+
+def _read_cache(cache_file: pathlib.Path, source: pathlib.Path) -> FER2013:
+    with np.load(cache_file) as archive:
+        names = [str(n) for n in archive["split_names"]]
+        splits = {n: Split(n, archive[f"{n}_images"], archive[f"{n}_labels"]) for n in names}
+    return FER2013(str(source), splits)
+
+
+def _write_cache(cache_file: pathlib.Path, data: FER2013) -> None:
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"split_names": np.array(list(data.splits))}
+    for name, split in data.splits.items():
+        arrays[f"{name}_images"] = split.images
+        arrays[f"{name}_labels"] = split.labels
+    temporary = cache_file.with_name(cache_file.stem + ".tmp.npz")
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, cache_file)
+    # Caches of older versions of the same source are stale now.
+    prefix = cache_file.name.rsplit("-", 1)[0] + "-"
+    for stale in cache_file.parent.glob(prefix + "*.npz"):
+        if stale != cache_file:
+            stale.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model-side arrays and batching
+# ---------------------------------------------------------------------------------------------
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 48, 48) -> float32 (N, 48, 48, 1) in [-1, 1]."""
+    return (np.asarray(images, np.float32)[..., None] / 127.5 - 1.0).astype(np.float32)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float (N, 48, 48[, 1]) in [-1, 1] -> uint8 (N, 48, 48), clipping out-of-range values."""
+    images = np.asarray(images, np.float32)
+    if images.ndim == 4:
+        images = images[..., 0]
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def one_hot(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, np.int64)]
+
+
+class Batches:
+    """Epochs of GAN training batches: float32 (B, 48, 48, 1) in [-1, 1] and int32 labels (B,).
+
+    Each epoch is a seeded permutation (every face once, no replacement), so epoch `i` is the same
+    whenever it is asked for: a resumed run sees exactly the batches an uninterrupted one would.
+    `balanced=True` gives every emotion the same share of an epoch: a class's faces are cycled
+    through in fresh permutations, all of them used before any repeats.
+    """
+
+    def __init__(self, split: Split, batch_size: int, seed: int = 0, flip: bool = True,
+                 balanced: bool = False, drop_remainder: bool = True):
+        if batch_size < 1:
+            raise DataError(f"{split.name}: batch_size must be positive, got {batch_size}")
+        if drop_remainder and len(split) < batch_size:
+            raise DataError(f"{split.name}: {len(split)} faces, fewer than one batch of {batch_size}")
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.flip, self.balanced, self.drop_remainder = flip, balanced, drop_remainder
+        present = len(np.unique(split.labels))
+        # A balanced epoch has the same number of faces of every present emotion.
+        self.epoch_length = len(split) // present * present if balanced else len(split)
+        n = self.epoch_length
+        self.steps_per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
+
+    def order(self, epoch_index: int) -> np.ndarray:
+        """The face indices of epoch `epoch_index`, in batch order."""
+        rng = np.random.default_rng([self.seed, epoch_index])
+        if not self.balanced:
+            return rng.permutation(len(self.split))
+        present = np.unique(self.split.labels)
+        per_class = self.epoch_length // len(present)
+        chosen = []
+        for label in present:
+            members = np.flatnonzero(self.split.labels == label)
+            cycles = -(-per_class // len(members))
+            chosen.append(np.concatenate([rng.permutation(members) for _ in range(cycles)])[:per_class])
+        return rng.permutation(np.concatenate(chosen))
+
+    def epoch(self, epoch_index: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = self.order(epoch_index)
+        flip_rng = np.random.default_rng([self.seed, epoch_index, 1])
+        flips = flip_rng.random(len(order)) < 0.5 if self.flip else np.zeros(len(order), bool)
+        for step in range(self.steps_per_epoch):
+            batch = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            images = self.split.images[order[batch]]
+            images = np.where(flips[batch, None, None], images[:, :, ::-1], images)
+            yield to_float(images), self.split.labels[order[batch]].astype(np.int32)
+
+
+def fixed_faces(split: Split, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One seeded face per emotion (row i shows emotion i): the fixed inputs of every sample grid."""
+    rng = np.random.default_rng(seed)
+    indices = []
+    for label, emotion in enumerate(EMOTIONS):
+        members = np.flatnonzero(split.labels == label)
+        if len(members) == 0:
+            raise DataError(f"{split.name}: no {emotion} face to show in sample grids")
+        indices.append(rng.choice(members))
+    return to_float(split.images[indices]), np.arange(NUM_CLASSES, dtype=np.int32)
