@@ -96,11 +96,14 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> pathlib.Path:
 
 def load_fer2013(path: str | os.PathLike | None = None, cache: bool = True,
                  cache_dir: str | os.PathLike | None = None) -> FER2013:
-    """Load FER2013 from a CSV or an image folder, through the `.npz` cache unless `cache=False`."""
+    """Load FER2013 from a CSV or an image folder, through the `.npz` cache unless `cache=False`.
+
+    The cache lives in `cache_dir`, else $CCYCLEGAN_CACHE_DIR, else datasets/cache/."""
     source = resolve_data_path(path)
     if not cache:
         return _parse_source(source)
-    cache_file = _cache_file(source, pathlib.Path(cache_dir or DEFAULT_CACHE_DIR))
+    cache_dir = cache_dir or os.environ.get("CCYCLEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
+    cache_file = _cache_file(source, pathlib.Path(cache_dir))
     if cache_file.exists():
         try:
             return _read_cache(cache_file, source)
@@ -263,9 +266,22 @@ def write_fer2013_csv(path: str | os.PathLike, splits: dict[str, tuple[np.ndarra
 # Image folders
 # ---------------------------------------------------------------------------------------------
 
-def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
+def read_face(path: pathlib.Path) -> np.ndarray:
+    """One 48x48 face image (PNG/JPG, any colour mode) as uint8 grey; DataError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as image:
+            grey = np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"{path}: unreadable image ({_first_line(err)})") from None
+    if grey.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{path}: image is {grey.shape[1]}x{grey.shape[0]}, FER2013 faces "
+                        f"are {IMAGE_SIZE}x{IMAGE_SIZE} (crop and resize it first)")
+    return grey
+
+
+def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
     split_dirs = {FOLDER_SPLITS[d.name.lower()]: d for d in sorted(root.iterdir())
                   if d.is_dir() and d.name.lower() in FOLDER_SPLITS}
     if not split_dirs:
@@ -279,18 +295,9 @@ def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
                 raise DataError(f"{emotion_dir}: unknown emotion folder (expected one of "
                                 f"{', '.join(e.lower() for e in EMOTIONS)})")
             for image_path in sorted(emotion_dir.iterdir()):
-                if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                try:
-                    with Image.open(image_path) as image:
-                        grey = np.asarray(image.convert("L"))
-                except (UnidentifiedImageError, OSError) as err:
-                    raise DataError(f"{image_path}: unreadable image ({_first_line(err)})") from None
-                if grey.shape != (IMAGE_SIZE, IMAGE_SIZE):
-                    raise DataError(f"{image_path}: image is {grey.shape[1]}x{grey.shape[0]}, FER2013 faces "
-                                    f"are {IMAGE_SIZE}x{IMAGE_SIZE} (crop and resize it first)")
-                images.append(grey)
-                labels.append(class_of[emotion_dir.name.lower()])
+                if image_path.suffix.lower() in IMAGE_SUFFIXES:
+                    images.append(read_face(image_path))
+                    labels.append(class_of[emotion_dir.name.lower()])
         if not images:
             raise DataError(f"{split_dir}: no .png/.jpg images in its emotion folders")
         splits[split_name] = Split(split_name, np.stack(images), np.asarray(labels, np.int64))

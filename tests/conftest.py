@@ -7,6 +7,13 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "CCYCLEGAN_CACHE_DIR" not in os.environ:  # keep test data's caches out of datasets/cache/
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["CCYCLEGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="ccyclegan-cache-")
+    atexit.register(shutil.rmtree, os.environ["CCYCLEGAN_CACHE_DIR"], ignore_errors=True)
 
 import pathlib  # noqa: E402
 

@@ -1,0 +1,141 @@
+"""T1 -- baseline: a conditional U-Net generator with least-squares GAN, cycle and identity losses.
+
+The starting point the other experiments are measured against (the original README's T1):
+- G is a U-Net that sees the face and the target emotion as 7 one-hot planes next to it.
+- D is multi-task: shared convs, then a real/fake head (a 3x3 patch of scores) and a 7-way emotion
+  head of independent sigmoids. As in the original code's D, the emotion head learns real faces'
+  emotions *and* "no emotion" (all zeros) for translations; G is pushed to make D read the target
+  emotion. Trained on real faces only, the head is fooled within a few hundred steps by
+  imperceptible noise that a U-Net draws easily (the translation stays a copy of its input).
+- Least-squares adversarial loss (LSGAN) instead of the log-likelihood: steadier gradients when D
+  is confident.
+- Content is kept by a cycle L1 (x -> target -> back to the source label) and an identity L1
+  (G(x | own label) ~ x) weighted 0.1 x lambda_cyc.
+- One random other emotion per face per step (T2 uses all six).
+
+    python ccyclegan_t1.py --data datasets/fer2013.csv          # train (see --help)
+    python ccyclegan_t1.py --demo                              # minutes on CPU, synthetic faces
+"""
+import sys
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+import trainer
+from data_loader import IMAGE_SIZE, NUM_CLASSES
+from layers import LabelMap, conv_block
+
+
+# ## Config
+
+@dataclass
+class Config(trainer.TrainConfig):
+    base_filters: int = trainer.arg(64, "channels of the first G and D conv (doubling per level)")
+    id_loss_ratio: float = trainer.arg(0.1, "identity L1 weight as a fraction of rec_loss_w")
+
+
+# ## Networks
+
+def build_generator(config):
+    """U-Net 48 -> 24 -> 12 -> 6 -> 3 and back, skips at every level; label planes at the input."""
+    f = config.base_filters
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    target = keras.Input((), dtype="int32", name="target_label")
+    x = layers.Concatenate()([face, LabelMap()(target, face)])
+    skips = []
+    for level in range(4):
+        # As in pix2pix the first level is not normalised: G must see brightness and contrast.
+        x = conv_block(x, f * 2 ** level, norm=level > 0)
+        skips.append(x)
+    for level in (2, 1, 0):
+        x = conv_block(x, f * 2 ** level, transpose=True, activation="relu")
+        x = layers.Concatenate()([x, skips[level]])
+    image = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
+    return keras.Model([face, target], image, name="generator")
+
+
+def build_discriminator(config):
+    """Multi-task D: shared convs -> (3x3 real/fake scores, 7 emotion logits)."""
+    f = config.base_filters
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = conv_block(face, f, norm=False)
+    for level in (1, 2, 3):
+        x = conv_block(x, f * 2 ** level)
+    adv = layers.Conv2D(1, 3, padding="same", name="adv")(x)
+    cls = layers.Dense(NUM_CLASSES, name="cls")(layers.Flatten()(x))
+    return keras.Model(face, [adv, cls], name="d")
+
+
+def build_networks(config):
+    return {"generator": build_generator(config), "d": build_discriminator(config)}
+
+
+def draw_targets(labels, rng):
+    """One random emotion other than the face's own, (N,)."""
+    return ((labels + rng.integers(1, NUM_CLASSES, len(labels))) % NUM_CLASSES).astype(np.int32)
+
+
+def translate(nets, images, target_labels):
+    return nets["generator"]([images, target_labels])
+
+
+def reconstruct(nets, images, labels):
+    """The cycle: to the next emotion and back to the own one."""
+    detour = (labels + 1) % NUM_CLASSES
+    return translate(nets, translate(nets, images, detour), labels)
+
+
+def generate(nets, batch):
+    """1. translate to the target and to the own label (identity) in one call; 2. cycle back."""
+    n = ops.shape(batch.images)[0]
+    out = translate(nets, ops.concatenate([batch.images, batch.images], axis=0),
+                    ops.concatenate([batch.targets, batch.labels], axis=0))
+    fake, identity = out[:n], out[n:]
+    return {"fake": fake, "identity": identity, "cycle": translate(nets, fake, batch.labels)}
+
+
+# ## Losses
+
+def least_squares(scores, is_real):
+    return ops.mean(ops.square(scores - (1.0 if is_real else 0.0)))
+
+
+def emotion_loss(logits, labels=None):
+    """Sigmoid cross-entropy against one-hot labels, or against "no emotion" when labels is None."""
+    targets = ops.zeros_like(logits) if labels is None else ops.one_hot(labels, NUM_CLASSES)
+    return NUM_CLASSES * ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def l1(a, b):
+    return ops.mean(ops.abs(a - b))
+
+
+def discriminator_loss(nets, batch, generated, config):
+    n = ops.shape(batch.images)[0]
+    adv, cls = nets["d"](ops.concatenate([batch.images, generated["fake"]], axis=0))
+    terms = {"adv": least_squares(adv[:n], True) + least_squares(adv[n:], False),
+             "cls": emotion_loss(cls[:n], batch.labels) + emotion_loss(cls[n:])}
+    return config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"], terms
+
+
+def generator_loss(nets, batch, generated, config):
+    adv, cls = nets["d"](generated["fake"])
+    terms = {"adv": least_squares(adv, True),
+             "cls": emotion_loss(cls, batch.targets),
+             "cyc": l1(generated["cycle"], batch.images),
+             "id": l1(generated["identity"], batch.images)}
+    total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
+             + config.rec_loss_w * (terms["cyc"] + config.id_loss_ratio * terms["id"]))
+    return total, terms
+
+
+# ## Main
+
+def main(argv=None):
+    trainer.main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""T2 -- the paper's final CCycleGAN: encoder/decoder generator with the label at the bottleneck.
+
+What changes against T1 (the baseline) and why:
+- G is split into G_enc and G_dec. The target emotion enters only at the 1x1 bottleneck through
+  the *transform* (concat -> dense -> LeakyReLU -> 1x1 conv), so one encoding of a face can be
+  decoded into every emotion: each step encodes a batch once and decodes it into all 6 other
+  emotions (plus its own, for the reconstruction) -- 6x the adversarial signal of T1 per face.
+- The adversarial loss is the log-likelihood (binary cross-entropy) objective, not least squares.
+- Content is kept by a reconstruction L1 through G_dec(G_enc(x) | own label) instead of a cycle
+  through a translation, and D's class head is trained on real faces only (as in StarGAN).
+- Defaults follow the paper: lambda_cl = lambda_cyc = 1, Adam(2e-4, beta=(0.5, 0.999)), batch 64.
+
+Geometry (4x4 convs, stride 2, valid padding): 48 -> 23 -> 10 -> 4 -> 1, mirrored by the decoder
+with skip connections. Two layers are not instance-normalised, unlike the original Keras 2 code:
+the 1x1 bottleneck (instance norm on a 1x1 map would erase it) and, as in pix2pix, the first
+encoder layer (normalised, it would make G blind to the face's brightness and contrast, so no
+reconstruction could match them).
+
+    python ccyclegan_t2.py --data datasets/fer2013.csv          # train (see --help)
+    python ccyclegan_t2.py --demo                              # minutes on CPU, synthetic faces
+"""
+import sys
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+import trainer
+from data_loader import IMAGE_SIZE, NUM_CLASSES
+from layers import OneHot, conv_block
+
+
+# ## Config
+
+@dataclass
+class Config(trainer.TrainConfig):
+    base_filters: int = trainer.arg(64, "channels of the first G and D conv (doubling per level)")
+
+
+# ## Networks
+
+def build_generator(config):
+    """G_enc: face -> 4 skip tensors; G_dec: skips + target label -> face."""
+    f = config.base_filters
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    z1 = conv_block(face, f, padding="valid", norm=False)     # 23x23, keeps brightness (see above)
+    z2 = conv_block(z1, 2 * f, padding="valid")               # 10x10
+    z3 = conv_block(z2, 4 * f, padding="valid")               # 4x4
+    z4 = conv_block(z3, 8 * f, padding="valid", norm=False)   # 1x1 bottleneck
+    g_enc = keras.Model(face, [z1, z2, z3, z4], name="g_enc")
+
+    skips = [keras.Input(tuple(z.shape[1:]), name=f"z{i + 1}") for i, z in enumerate((z1, z2, z3, z4))]
+    target = keras.Input((), dtype="int32", name="target_label")
+    # The transform: mix the bottleneck code with the requested emotion.
+    code = layers.Concatenate()([layers.Flatten()(skips[3]), OneHot()(target)])
+    code = layers.LeakyReLU(0.2)(layers.Dense(8 * f + NUM_CLASSES)(code))
+    u = layers.Conv2D(8 * f, 1)(layers.Reshape((1, 1, 8 * f + NUM_CLASSES))(code))
+    u = conv_block(u, 4 * f, transpose=True, padding="valid", activation="relu")   # 4x4
+    u = conv_block(layers.Concatenate()([u, skips[2]]), 2 * f, transpose=True, padding="valid",
+                   activation="relu")                                              # 10x10
+    u = conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
+                   output_padding=1, activation="relu")                            # 23x23
+    u = layers.Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
+        layers.Concatenate()([u, skips[0]]))                                       # 48x48
+    g_dec = keras.Model([*skips, target], u, name="g_dec")
+    return g_enc, g_dec
+
+
+def build_discriminator(config):
+    """Multi-task D: shared convs -> (real/fake logit, 7 emotion logits)."""
+    f = config.base_filters
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = conv_block(face, f, padding="valid", norm=False)
+    x = conv_block(x, 2 * f, padding="valid")
+    x = conv_block(x, 4 * f, padding="valid")
+    x = layers.Flatten()(conv_block(x, 8 * f, padding="valid", norm=False))
+    adv = layers.Dense(1, name="adv")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
+    cls = layers.Dense(NUM_CLASSES, name="cls")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
+    return keras.Model(face, [adv, cls], name="d")
+
+
+def build_networks(config):
+    g_enc, g_dec = build_generator(config)
+    return {"g_enc": g_enc, "g_dec": g_dec, "d": build_discriminator(config)}
+
+
+def draw_targets(labels, rng):
+    """All 6 other emotions of every face, (N, 6); no randomness needed."""
+    return ((labels[:, None] + np.arange(1, NUM_CLASSES)) % NUM_CLASSES).astype(np.int32)
+
+
+def translate(nets, images, target_labels):
+    return nets["g_dec"]([*nets["g_enc"](images), target_labels])
+
+
+def reconstruct(nets, images, labels):
+    return translate(nets, images, labels)
+
+
+def fake_targets(batch):
+    """The 6N target labels of the translations, target-major (all faces to target 1, ...)."""
+    return ops.reshape(ops.transpose(batch.targets), (-1,))
+
+
+def generate(nets, batch):
+    """1. encode once; 2. decode into the own label and the 6 others in one decoder call."""
+    skips = nets["g_enc"](batch.images)
+    labels = ops.concatenate([batch.labels, fake_targets(batch)], axis=0)
+    decoded = nets["g_dec"]([ops.tile(z, (NUM_CLASSES, 1, 1, 1)) for z in skips] + [labels])
+    n = ops.shape(batch.images)[0]
+    return {"rec": decoded[:n], "fakes": decoded[n:]}
+
+
+# ## Losses
+
+def bce(logits, is_real):
+    target = ops.ones_like(logits) if is_real else ops.zeros_like(logits)
+    return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
+
+
+def emotion_loss(logits, labels=None):
+    """Sigmoid cross-entropy against one-hot labels, or against "no emotion" when labels is None."""
+    targets = ops.zeros_like(logits) if labels is None else ops.one_hot(labels, NUM_CLASSES)
+    return NUM_CLASSES * ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def discriminator_loss(nets, batch, generated, config):
+    n = ops.shape(batch.images)[0]
+    adv, cls = nets["d"](ops.concatenate([batch.images, generated["fakes"]], axis=0))
+    terms = {"adv": bce(adv[:n], True) + bce(adv[n:], False),
+             "cls": emotion_loss(cls[:n], batch.labels) + emotion_loss(cls[n:])}
+    return config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"], terms
+
+
+def generator_loss(nets, batch, generated, config):
+    adv, cls = nets["d"](generated["fakes"])
+    terms = {"adv": bce(adv, True),
+             "cls": emotion_loss(cls, fake_targets(batch)),
+             "rec": ops.mean(ops.abs(generated["rec"] - batch.images))}
+    total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
+             + config.rec_loss_w * terms["rec"])
+    return total, terms
+
+
+# ## Main
+
+def main(argv=None):
+    trainer.main(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    main()

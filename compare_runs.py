@@ -1,0 +1,206 @@
+"""Compare training runs: a markdown Experiment Log and a PNG of FID, KID and accuracy per epoch.
+
+    python compare_runs.py saved_models/t1_base saved_models/t2_paper --out docs [--readme README.md]
+
+Reads each run folder's config.json (run_name, script or experiment, description or the script's
+docstring, notes; all optional) and metrics.jsonl (written by evaluate.py and its training
+callback). The table shows each run's latest evaluation; the plot shows every evaluation. Writes
+<out>/experiment_log.md and <out>/experiment_log.png and prints the table; --readme also puts both
+between the Experiment Log markers of README.md, so that log is generated, not typed.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import pathlib
+import sys
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no screen needed
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+TABLE_FILE = "experiment_log.md"
+PLOT_FILE = "experiment_log.png"
+README_START, README_END = "<!-- experiment-log:start -->", "<!-- experiment-log:end -->"
+
+
+class CompareError(ValueError):
+    """A run folder that cannot be compared; the message is one line naming the file."""
+
+
+@dataclass
+class Run:
+    folder: pathlib.Path
+    config: dict
+    records: list[dict] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return str(self.config.get("run_name") or self.folder.name)
+
+    @property
+    def script(self) -> str:
+        """config "script", or the trainer's "experiment" module name as a file name."""
+        if self.config.get("script"):
+            return str(self.config["script"])
+        return f"{self.config['experiment']}.py" if self.config.get("experiment") else ""
+
+    @property
+    def description(self) -> str:
+        """config "description", else the first line of the experiment script's docstring."""
+        text = self.config.get("description") or ""
+        script = REPO_ROOT / self.script
+        if not text and self.script and script.is_file():
+            try:
+                text = ast.get_docstring(ast.parse(script.read_text())) or ""
+            except SyntaxError:
+                text = ""
+        return str(text).strip().splitlines()[0] if str(text).strip() else ""
+
+
+def load_run(folder) -> Run:
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise CompareError(f"{folder}: no such run folder")
+    config = {}
+    if (folder / CONFIG_FILE).exists():
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CompareError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
+        if not isinstance(config, dict):
+            raise CompareError(f"{folder / CONFIG_FILE}: expected a JSON object")
+    metrics = folder / METRICS_FILE
+    if not metrics.exists():
+        raise CompareError(f"{metrics}: no metrics yet; evaluate the run first: python evaluate.py {folder}")
+    records = []
+    for number, line in enumerate(metrics.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CompareError(f"{metrics}: line {number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("mean"), dict):
+            raise CompareError(f"{metrics}: line {number}: not an evaluation record (no 'mean' metrics)")
+        records.append(record)
+    if not records:
+        raise CompareError(f"{metrics}: empty; evaluate the run first: python evaluate.py {folder}")
+    return Run(folder, config, records)
+
+
+def _number(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _notes(run: Run, latest: dict, extractors: set[str]) -> str:
+    per_emotion = latest.get("per_emotion", {})
+    n_real = [m["n_real"] for m in per_emotion.values() if "n_real" in m]
+    at = ", ".join(f"{key} {latest[key]}" for key in ("epoch", "step") if latest.get(key) is not None)
+    notes = [f"{len(run.records)} evaluation(s), latest at {at or 'unknown step'}",
+             f"{latest.get('split', '?')}, {latest.get('extractor', '?')} features",
+             f"N_real per emotion {min(n_real)}-{max(n_real)}" if n_real else "N unknown"]
+    if len(extractors) > 1:
+        notes.append(f"extractor {latest.get('extractor_id', '?')}: not comparable with the other runs")
+    if run.config.get("notes"):
+        notes.append(str(run.config["notes"]))
+    return "; ".join(notes)
+
+
+def markdown_table(runs: list[Run]) -> str:
+    """The Experiment Log: one row per run, from its latest evaluation."""
+    extractors = {run.records[-1].get("extractor_id", "?") for run in runs}
+    rows = ["| id | script | description | FID | KID | expression accuracy | notes |",
+            "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        latest = run.records[-1]
+        mean = latest["mean"]
+        cells = [run.id, run.script, run.description, _number(mean.get("fid"), 2), _number(mean.get("kid"), 4),
+                 _number(mean.get("accuracy"), 3), _notes(run, latest, extractors)]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def plot_runs(runs: list[Run], path) -> pathlib.Path:
+    """Mean FID, KID and expression accuracy against epoch (or step), one line per run; written atomically."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    use_epochs = all(record.get("epoch") is not None for run in runs for record in run.records)
+    for run in runs:
+        x = [record.get("epoch" if use_epochs else "step") for record in run.records]
+        x = [i + 1 if value is None else value for i, value in enumerate(x)]
+        for ax, key in zip(axes, ("fid", "kid", "accuracy")):
+            y = [record["mean"].get(key) for record in run.records]
+            ax.plot(x, [float("nan") if v is None else v for v in y], marker="o", label=run.id)
+    extractor = runs[0].records[-1].get("extractor", "?")
+    titles = (f"mean FID ({extractor} features)", f"mean KID ({extractor} features)", "expression accuracy")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel("epoch" if use_epochs else "step (or evaluation #)")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[2].set_ylim(0, 1)
+    axes[2].legend(fontsize="small")
+    figure.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.stem + f".tmp{os.getpid()}.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
+
+
+def readme_with_log(readme, table: str, plot: pathlib.Path) -> str:
+    """`readme`'s text with the table and plot between its Experiment Log markers."""
+    readme = pathlib.Path(readme)
+    text = readme.read_text() if readme.is_file() else ""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise CompareError(f"{readme}: no '{README_START}' ... '{README_END}' lines to put the log between")
+    image = os.path.relpath(plot.resolve(), readme.resolve().parent)
+    return (text[:start] + f"{README_START}\n<!-- generated by compare_runs.py; do not edit by hand -->\n\n"
+            f"{table}\n![FID, KID and expression accuracy per epoch]({image})\n" + text[end:])
+
+
+def _write_text(path: pathlib.Path, text: str) -> None:
+    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", help="run folders (saved_models/<run>) holding metrics.jsonl")
+    parser.add_argument("--out", default="docs", help="folder for experiment_log.md and experiment_log.png")
+    parser.add_argument("--readme", default=None, help="also put the table and plot into this markdown file, "
+                        f"between its {README_START} and {README_END} lines (e.g. README.md)")
+    args = parser.parse_args(argv)
+    out = pathlib.Path(args.out)
+    try:
+        runs = [load_run(folder) for folder in args.run_dirs]
+        table = markdown_table(runs)
+        readme = readme_with_log(args.readme, table, out / PLOT_FILE) if args.readme else None
+    except CompareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(out / TABLE_FILE, table)
+    plot = plot_runs(runs, out / PLOT_FILE)
+    print(table)
+    print(f"wrote {out / TABLE_FILE} and {plot}")
+    if readme is not None:
+        _write_text(pathlib.Path(args.readme), readme)
+        print(f"updated the Experiment Log in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Building blocks shared by the experiment scripts (ccyclegan_t1.py, ccyclegan_t2.py).
+
+Only what two experiments would otherwise copy lives here: the instance-norm conv block and the
+label helpers. The layers are registered with Keras, so saved generators reload anywhere this
+module is importable.
+"""
+import keras
+from keras import layers, ops
+
+from data_loader import NUM_CLASSES
+
+
+def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpose=False,
+               norm=True, activation="leaky_relu", output_padding=None, name=None):
+    """(Transposed) conv -> instance norm -> activation.
+
+    `GroupNormalization(groups=-1)` is instance norm (one group per channel). On a 1x1 map it
+    would output only its beta, so pass `norm=False` there.
+    """
+    if transpose:
+        x = layers.Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding,
+                                   output_padding=output_padding, name=name)(x)
+    else:
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
+    if norm:
+        x = layers.GroupNormalization(groups=-1)(x)
+    if activation == "leaky_relu":
+        return layers.LeakyReLU(0.2)(x)
+    return layers.Activation(activation)(x)
+
+
+@keras.saving.register_keras_serializable(package="ccyclegan")
+class OneHot(layers.Layer):
+    """int labels (N,) -> float32 one-hot (N, num_classes)."""
+
+    def __init__(self, num_classes=NUM_CLASSES, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def call(self, labels):
+        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="ccyclegan")
+class LabelMap(layers.Layer):
+    """int labels (N,) -> one-hot planes (N, H, W, num_classes) the size of `like` (N, H, W, C)."""
+
+    def __init__(self, num_classes=NUM_CLASSES, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def call(self, labels, like):
+        one_hot = ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype=self.compute_dtype)
+        height, width = ops.shape(like)[1], ops.shape(like)[2]
+        return ops.broadcast_to(one_hot[:, None, None, :],
+                                (ops.shape(like)[0], height, width, self.num_classes))
+
+    def compute_output_shape(self, labels_shape, like_shape):
+        return (*like_shape[:3], self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,87 @@
+"""classifier.py: the network's contract, a tiny end-to-end CLI run, and its errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import classifier
+from data_loader import REPO_ROOT, to_float
+from synthetic_faces import make_synthetic
+
+TINY = ["--width", "8", "--num_blocks", "3", "--dense_units", "32", "--verbose", "0"]
+
+
+def test_network_takes_faces_and_exposes_features():
+    model = classifier.build_classifier(width=8, num_blocks=3, dense_units=24)
+    assert tuple(model.input.shape) == (None, 48, 48, 1)
+    assert tuple(model.output.shape) == (None, 7)
+    assert tuple(model.get_layer("features").output.shape) == (None, 24)
+    probabilities = model.predict(to_float(make_synthetic(1)[0]), verbose=0)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_cli_trains_reports_and_saves(synthetic_csv, tmp_path):
+    out = tmp_path / "classifier"
+    metrics = classifier.main(["--data", str(synthetic_csv), "--epochs", "2", "--out", str(out)]
+                              + TINY)
+    assert sorted(p.name for p in out.iterdir()) == ["classifier.keras", "metrics.json"]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == metrics
+    assert saved["publictest_n"] == 7 * 16 and saved["epochs_run"] == 2
+    assert 0.0 <= saved["publictest_accuracy"] <= 1.0
+    assert saved["backend"] and saved["date"] and saved["train_n"] + saved["val_n"] == 7 * 64
+    model = classifier.load_classifier(out)
+    images, labels = make_synthetic(2, seed=9)
+    predicted = classifier.predict_labels(model, to_float(images))
+    assert predicted.shape == labels.shape and set(predicted) <= set(range(7))
+
+
+def test_saved_model_loads_on_another_backend(synthetic_judge_path):
+    """A judge saved on this backend predicts the same labels on the other one."""
+    import keras
+
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"
+    images, _ = make_synthetic(3, seed=11)
+    here = classifier.predict_labels(classifier.load_classifier(synthetic_judge_path), to_float(images))
+    script = ("import sys, numpy as np, classifier, synthetic_faces, data_loader as d;"
+              "x = d.to_float(synthetic_faces.make_synthetic(3, seed=11)[0]);"
+              "print(' '.join(map(str, classifier.predict_labels("
+              "classifier.load_classifier(sys.argv[1]), x))))")
+    result = subprocess.run([sys.executable, "-c", script, str(synthetic_judge_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KERAS_BACKEND": other})
+    if result.returncode and f"No module named '{other}'" in result.stderr:
+        pytest.skip(f"{other} is not installed")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(label) for label in here]
+
+
+def test_missing_model_is_one_line_naming_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        classifier.load_classifier(tmp_path / "nowhere")
+    message = str(err.value)
+    assert str(tmp_path / "nowhere" / "classifier.keras") in message
+    assert "python classifier.py" in message and "\n" not in message
+
+
+def test_damaged_model_file_is_one_line_naming_it(tmp_path):
+    damaged = tmp_path / "classifier.keras"
+    damaged.write_bytes(b"not a keras archive")
+    with pytest.raises(ValueError) as err:
+        classifier.load_classifier(tmp_path)
+    assert str(damaged) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_data_exits_with_one_line(tmp_path):
+    with pytest.raises(SystemExit) as err:
+        classifier.main(["--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path)] + TINY)
+    assert str(tmp_path / "missing.csv") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_predict_labels_rejects_wrong_shapes():
+    model = classifier.build_classifier(width=8, num_blocks=3, dense_units=16)
+    with pytest.raises(ValueError, match="48, 48"):
+        classifier.predict_labels(model, np.zeros((2, 32, 32, 1), np.float32))

@@ -1,0 +1,101 @@
+"""compare_runs.py: the Experiment Log table and the per-epoch plot from run folders."""
+import json
+
+import matplotlib.image
+import pytest
+
+import compare_runs
+
+
+def evaluation(epoch, fid_value, kid, accuracy, n_real=(56, 895)):
+    per_emotion = {"Disgust": {"n_real": n_real[0], "fid": None},
+                   "Happy": {"n_real": n_real[1], "fid": fid_value}}
+    return {"step": 100 * epoch, "epoch": epoch, "checkpoint": "checkpoint.npz", "split": "PublicTest",
+            "extractor": "classifier", "extractor_id": "classifier-0123", "per_emotion": per_emotion,
+            "mean": {"fid": fid_value, "kid": kid, "accuracy": accuracy, "rec_l1": 0.1}}
+
+
+def make_run(folder, config, records):
+    folder.mkdir(parents=True)
+    if config is not None:
+        (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return folder
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    t1 = make_run(tmp_path / "t1", {"run_name": "t1_base", "experiment": "ccyclegan_t1",
+                                    "description": "baseline | U-Net", "notes": "lr 2e-4"},
+                  [evaluation(1, 80.0, 0.9, 0.30), evaluation(2, 60.5, 0.5, 0.45)])
+    t2 = make_run(tmp_path / "t2", {"script": "ccyclegan_t2.py"},
+                  [evaluation(1, 70.0, 0.7, 0.40), evaluation(2, 40.25, 0.25, 0.70), evaluation(3, None, 0.2, 0.8)])
+    return t1, t2
+
+
+def test_table_and_png_from_two_runs(two_runs, tmp_path, capsys):
+    out = tmp_path / "log"
+    assert compare_runs.main([str(run) for run in two_runs] + ["--out", str(out)]) == 0
+    table = (out / "experiment_log.md").read_text()
+    assert table in capsys.readouterr().out
+    header, rule, first, second = table.strip().splitlines()
+    assert header == "| id | script | description | FID | KID | expression accuracy | notes |"
+    cells = [cell.strip() for cell in first.strip("|").split(" | ")]
+    assert cells[:6] == ["t1_base", "ccyclegan_t1.py", "baseline \\| U-Net", "60.50", "0.5000", "0.450"]
+    assert "2 evaluation(s), latest at epoch 2, step 200" in cells[6] and "N_real per emotion 56-895" in cells[6]
+    assert "lr 2e-4" in cells[6]
+    assert second.startswith("| t2 | ccyclegan_t2.py | T2") and "| n/a | 0.2000 | 0.800 |" in second
+    image = matplotlib.image.imread(out / "experiment_log.png")
+    assert image.shape[0] > 200 and image.shape[1] > 600
+    assert image[..., :3].std() > 0.05     # something is drawn, not a blank canvas
+    assert sorted(p.name for p in out.iterdir()) == ["experiment_log.md", "experiment_log.png"]
+
+
+def test_runs_evaluated_with_other_extractors_are_flagged(two_runs, tmp_path):
+    record = evaluation(1, 1.0, 0.1, 0.9)
+    record["extractor_id"] = "classifier-9999"
+    other = make_run(tmp_path / "other", None, [record])
+    table = compare_runs.markdown_table([compare_runs.load_run(run) for run in (*two_runs, other)])
+    assert "| other |  |  | 1.00 |" in table
+    assert table.count("not comparable with the other runs") == 3
+
+
+@pytest.mark.parametrize("write, message", [
+    (None, "metrics.jsonl: no metrics yet; evaluate the run first"),
+    ("", "metrics.jsonl: empty"),
+    ('{"mean": {}}\n{oops\n', "metrics.jsonl: line 2: not valid JSON"),
+    ('{"step": 1}\n', "metrics.jsonl: line 1: not an evaluation record"),
+])
+def test_a_run_without_usable_metrics_is_one_error_line(tmp_path, capsys, write, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    if write is not None:
+        (run / "metrics.jsonl").write_text(write)
+    assert compare_runs.main([str(run), "--out", str(tmp_path / "log")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "log").exists()
+
+
+def test_readme_experiment_log_is_generated_between_its_markers(two_runs, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n## Experiment Log\n<!-- experiment-log:start -->\ntyped by hand\n"
+                      "<!-- experiment-log:end -->\n\n## Next\n")
+    argv = [str(run) for run in two_runs] + ["--out", str(tmp_path / "docs"), "--readme", str(readme)]
+    assert compare_runs.main(argv) == 0
+    first = readme.read_text()
+    assert first.startswith("# Title\n\n## Experiment Log\n<!-- experiment-log:start -->\n")
+    assert first.endswith("<!-- experiment-log:end -->\n\n## Next\n") and "typed by hand" not in first
+    assert (tmp_path / "docs" / "experiment_log.md").read_text() in first
+    assert "![FID, KID and expression accuracy per epoch](docs/experiment_log.png)" in first
+    assert compare_runs.main(argv) == 0
+    assert readme.read_text() == first          # regenerating changes nothing
+
+
+def test_readme_without_markers_is_an_error_before_anything_is_written(two_runs, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n")
+    argv = [str(run) for run in two_runs] + ["--out", str(tmp_path / "docs"), "--readme", str(readme)]
+    assert compare_runs.main(argv) == 2
+    assert "README.md: no '<!-- experiment-log:start -->'" in capsys.readouterr().err
+    assert readme.read_text() == "# Title\n" and not (tmp_path / "docs").exists()
