@@ -26,6 +26,7 @@ from keras import layers, ops
 import trainer
 from data_loader import IMAGE_SIZE, NUM_CLASSES
 from layers import LabelMap, conv_block
+from losses import emotion_loss
 
 
 # ## Config
@@ -100,12 +101,6 @@ def generate(nets, batch):
 
 def least_squares(scores, is_real):
     return ops.mean(ops.square(scores - (1.0 if is_real else 0.0)))
-
-
-def emotion_loss(logits, labels=None):
-    """Sigmoid cross-entropy against one-hot labels, or against "no emotion" when labels is None."""
-    targets = ops.zeros_like(logits) if labels is None else ops.one_hot(labels, NUM_CLASSES)
-    return NUM_CLASSES * ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
 
 
 def l1(a, b):

@@ -7,7 +7,9 @@ What changes against T1 (the baseline) and why:
   emotions (plus its own, for the reconstruction) -- 6x the adversarial signal of T1 per face.
 - The adversarial loss is the log-likelihood (binary cross-entropy) objective, not least squares.
 - Content is kept by a reconstruction L1 through G_dec(G_enc(x) | own label) instead of a cycle
-  through a translation, and D's class head is trained on real faces only (as in StarGAN).
+  through a translation.
+- D's emotion head (independent sigmoids, as in the original t26 code) learns real faces'
+  emotions and "no emotion" for translations; G is trained to make it read the target emotion.
 - Defaults follow the paper: lambda_cl = lambda_cyc = 1, Adam(2e-4, beta=(0.5, 0.999)), batch 64.
 
 Geometry (4x4 convs, stride 2, valid padding): 48 -> 23 -> 10 -> 4 -> 1, mirrored by the decoder
@@ -29,6 +31,7 @@ from keras import layers, ops
 import trainer
 from data_loader import IMAGE_SIZE, NUM_CLASSES
 from layers import OneHot, conv_block
+from losses import emotion_loss
 
 
 # ## Config
@@ -117,12 +120,6 @@ def generate(nets, batch):
 def bce(logits, is_real):
     target = ops.ones_like(logits) if is_real else ops.zeros_like(logits)
     return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
-
-
-def emotion_loss(logits, labels=None):
-    """Sigmoid cross-entropy against one-hot labels, or against "no emotion" when labels is None."""
-    targets = ops.zeros_like(logits) if labels is None else ops.one_hot(labels, NUM_CLASSES)
-    return NUM_CLASSES * ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
 
 
 def discriminator_loss(nets, batch, generated, config):

@@ -15,13 +15,15 @@ def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpos
     """(Transposed) conv -> instance norm -> activation.
 
     `GroupNormalization(groups=-1)` is instance norm (one group per channel). On a 1x1 map it
-    would output only its beta, so pass `norm=False` there.
+    would output only its beta, so pass `norm=False` there. A normalised conv has no bias: the
+    norm subtracts it again, so its gradient is only rounding noise (which Adam would amplify).
     """
     if transpose:
         x = layers.Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding,
-                                   output_padding=output_padding, name=name)(x)
+                                   output_padding=output_padding, use_bias=not norm, name=name)(x)
     else:
-        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, name=name)(x)
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                          use_bias=not norm, name=name)(x)
     if norm:
         x = layers.GroupNormalization(groups=-1)(x)
     if activation == "leaky_relu":

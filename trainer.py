@@ -14,6 +14,13 @@ An experiment script (ccyclegan_t1.py, ccyclegan_t2.py) is a module that defines
 and its `main` calls `trainer.main(module)`. One training step (`GAN.train_step`) runs G forward
 once, updates D on real faces vs. those translations, then updates G against the updated D through
 the same forward pass; the three backends differ only in how gradients are taken (`_Autodiff*`).
+Data parallelism (`--distribute`) comes from distribute.py: the trainer builds the model in its
+scope, scales the differentiated losses by its `grad_scale` and feeds `fit` through it.
+
+Entry points for other code: `main(experiment, argv)`; `prepare(experiment, argv) -> Run` and
+`train(run) -> GAN` (the two halves of main); `load_translator(run_dir) -> Translator` with
+`translate(images, target_labels)` and `reconstruct(images, labels)`; `GAN.translate` the same
+during training (evaluate.EvaluationCallback uses it).
 
 Outputs of a run (`--run_name`, under `--output_dir`):
     saved_models/<run>/config.json          the full config (+ experiment, backend)
@@ -25,7 +32,9 @@ Outputs of a run (`--run_name`, under `--output_dir`):
 """
 import argparse
 import dataclasses
+import functools
 import importlib
+import io
 import itertools
 import json
 import math
@@ -37,9 +46,11 @@ from collections import namedtuple
 
 import keras
 import numpy as np
+import PIL.Image
 from keras import ops
 
 import data_loader
+import distribute
 from data_loader import EMOTIONS, NUM_CLASSES, DataError
 
 BACKEND = keras.backend.backend()
@@ -70,7 +81,7 @@ def arg(default, help):
 @dataclasses.dataclass
 class TrainConfig:
     data: str = arg("", "FER2013 CSV (.csv/.csv.gz) or image folder; default datasets/fer2013.csv")
-    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2)")
+    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)")
     output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go")
     epochs: int = arg(200, "passes over the Training split")
     batch_size: int = arg(64, "faces per step")
@@ -83,6 +94,8 @@ class TrainConfig:
     demo: bool = arg(False, "train on synthetic faces, small and fast (a couple of minutes on CPU)")
     eval_every: int = arg(0, "run evaluate.EvaluationCallback every N epochs (0: off)")
     classifier: str = arg("", "expression classifier .keras for --eval_every")
+    distribute: str = arg("none", "data parallelism: none, mirrored, multi_worker (TF), "
+                                  "data_parallel (JAX); see distribute.py")
     d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight")
     d_cl_loss_w: float = arg(1.0, "D: classification loss weight (real faces)")
     g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight")
@@ -95,11 +108,12 @@ class TrainConfig:
 
 # Flags a resumed run may change; everything else must match the run's config.json.
 RESUMABLE = {"data", "epochs", "max_steps", "sample_interval", "checkpoint_interval",
-             "eval_every", "classifier", "resume", "output_dir", "run_name"}
-# --demo: small networks on synthetic faces, for a couple of minutes on a CPU.
-DEMO = {"base_filters": 16, "batch_size": 32, "epochs": 100, "max_steps": 600,
-        "sample_interval": 100, "checkpoint_interval": 200}
-DEMO_FACES = {"train_per_class": 128, "test_per_class": 16}
+             "eval_every", "classifier", "resume", "output_dir", "run_name", "distribute"}
+# --demo: synthetic faces, small networks and a fast recipe (higher learning rate, lambda_cyc 10):
+# a couple of minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %.
+DEMO = {"base_filters": 12, "batch_size": 24, "adam_lr": 2e-3, "rec_loss_w": 10.0, "epochs": 1000,
+        "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100}
+DEMO_FACES = {"train_per_class": 64, "test_per_class": 16}
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -146,7 +160,7 @@ def experiment_id(experiment):
 
 
 def run_dirs(config, experiment):
-    name = config.run_name or experiment_id(experiment)
+    name = config.run_name or experiment_id(experiment) + ("_demo" if config.demo else "")
     root = pathlib.Path(config.output_dir)
     return root / "saved_models" / name, root / "images" / name
 
@@ -173,9 +187,12 @@ def _resumed_config(experiment, config, given, run_dir):
 class GAN(keras.Model):
     """G and D of one experiment, trained by `fit`; `translate` serves evaluation and grids."""
 
-    def __init__(self, experiment, config, nets, run_dir=None):
+    def __init__(self, experiment, config, nets, run_dir=None, grad_scale=1.0, vector_logs=False):
         super().__init__(name="gan")
         self.experiment, self.config, self.run_dir = experiment, config, run_dir
+        # Data parallelism (distribute.py): TF sums the replicas' gradients, so each replica
+        # differentiates grad_scale x its loss; multi-worker TF wants logs of shape (1,).
+        self.grad_scale, self.vector_logs = grad_scale, vector_logs
         self.nets = nets
         self.g_networks = [net for name, net in nets.items() if name != "d"]
         self.discriminator = nets["d"]
@@ -208,15 +225,23 @@ class GAN(keras.Model):
         generated, g_backward = autodiff.forward(self.g_variables, lambda: exp.generate(nets, batch))
         # 2. update D on real faces vs. the translations (held constant)
         constant = keras.tree.map_structure(ops.stop_gradient, generated)
-        (d_total, d_terms), d_grads = autodiff.value_and_grad(
-            self.d_variables, lambda: exp.discriminator_loss(nets, batch, constant, config))
+        (_, d_terms), d_grads = autodiff.value_and_grad(
+            self.d_variables, self._scaled(lambda: exp.discriminator_loss(nets, batch, constant, config)))
         autodiff.apply(self.d_optimizer, d_grads, self.d_variables)
         # 3. update G against the updated D
-        (g_total, g_terms), g_grads = g_backward(
-            lambda gen: exp.generator_loss(nets, batch, gen, config))
+        (_, g_terms), g_grads = g_backward(
+            self._scaled(lambda gen: exp.generator_loss(nets, batch, gen, config)))
         autodiff.apply(self.g_optimizer, g_grads, self.g_variables)
-        return {**{f"D/{k}": v for k, v in d_terms.items()}, "D/total": d_total,
-                **{f"G/{k}": v for k, v in g_terms.items()}, "G/total": g_total}
+        logs = {**{f"D/{k}": v for k, v in d_terms.items()}, **{f"G/{k}": v for k, v in g_terms.items()}}
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self.vector_logs else logs
+
+    def _scaled(self, loss_fn):
+        """loss_fn returning (grad_scale x total, terms + the unscaled total): what is
+        differentiated vs. what is logged."""
+        def scaled(*args):
+            total, terms = loss_fn(*args)
+            return total * self.grad_scale, {**terms, "total": total}
+        return scaled
 
     if BACKEND == "jax":
         def train_step(self, state, data):
@@ -469,28 +494,6 @@ class SampleGrid(keras.callbacks.Callback):
                           self.faces, self.labels, columns, title=f"step {model.step}")
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.model.step % self.interval == 0:
-            self.save()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.save()
-
-
-class SampleGrid(keras.callbacks.Callback):
-    """Every `interval` steps: fixed faces (rows) x 7 target emotions + reconstruction (cols)."""
-
-    def __init__(self, images_dir, faces, labels, interval):
-        super().__init__()
-        self.images_dir, self.faces, self.labels, self.interval = images_dir, faces, labels, interval
-
-    def write(self):
-        model = self.model
-        columns = [model.translate(self.faces, np.full(len(self.faces), t)) for t in range(NUM_CLASSES)]
-        columns.append(model.reconstruct(self.faces, self.labels))
-        return write_grid(pathlib.Path(self.images_dir) / f"step_{model.step:07d}.png",
-                          self.faces, self.labels, columns, title=f"step {model.step}")
-
-    def on_train_batch_end(self, batch, logs=None):
         if self.model.step % self.interval == 0 and not self.model.failure:
             self.write()
 
@@ -519,8 +522,11 @@ def write_grid(path, faces, labels, columns, title=""):
     fig.suptitle(title, fontsize=9, x=0.02, y=0.99, ha="left")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    rendered = io.BytesIO()
+    fig.savefig(rendered, format="png")
     temporary = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(temporary)
+    # Everything is grey: an 8-bit grey PNG is a quarter of matplotlib's RGBA one.
+    PIL.Image.open(rendered).convert("L").save(temporary, optimize=True)
     os.replace(temporary, path)
     return path
 
@@ -532,18 +538,16 @@ def write_grid(path, faces, labels, columns, title=""):
 def main(experiment, argv=None):
     """The experiment scripts' entry point: CLI -> train. Exit 2 on bad input, 1 on NaN/Inf."""
     try:
-        run = prepare(experiment, argv)
+        train(prepare(experiment, argv))
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    try:
-        train(run)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 
 
-Run = namedtuple("Run", "experiment config run_dir images_dir dataset resume")
+Run = namedtuple("Run", "experiment config run_dir images_dir dataset resume parallel")
 
 
 def prepare(experiment, argv=None):
@@ -552,10 +556,17 @@ def prepare(experiment, argv=None):
     run_dir, images_dir = run_dirs(config, experiment)
     if config.resume:
         config = _resumed_config(experiment, config, given, run_dir)
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    try:
+        parallel = distribute.setup(config.distribute)  # before any TensorFlow op runs
+    except distribute.DistributeError as err:
+        raise ConfigError(str(err)) from None
+    if not config.resume and parallel.is_chief and run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"{run_dir}: run folder exists; pass --resume to continue it or choose "
                           "another --run_name")
     _check_config(config)
+    if config.batch_size % parallel.num_replicas:
+        raise ConfigError(f"--batch_size {config.batch_size} does not split evenly over "
+                          f"{parallel.num_replicas} replicas")
     if config.demo and not config.data:
         config.data = str(pathlib.Path(config.output_dir) / "datasets" / "synthetic_faces.csv")
         if not pathlib.Path(config.data).exists():
@@ -566,12 +577,13 @@ def prepare(experiment, argv=None):
     if len(train_split) < config.batch_size:
         raise ConfigError(f"{dataset.source}: {len(train_split)} Training faces, fewer than one "
                           f"batch of {config.batch_size}")
+    if not parallel.is_chief:  # only the chief writes into the run folder
+        run_dir, images_dir = distribute.worker_dirs(run_dir, images_dir, copy=("config.json", CHECKPOINT, LOG))
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not config.resume:
-        record = {**dataclasses.asdict(config), "experiment": pathlib.Path(experiment.__file__).stem,
-                  "backend": BACKEND, "data_source": dataset.source}
-        _write_text(run_dir / "config.json", json.dumps(record, indent=2))
-    return Run(experiment, config, run_dir, images_dir, dataset, config.resume)
+    record = {**dataclasses.asdict(config), "experiment": pathlib.Path(experiment.__file__).stem,
+              "backend": BACKEND, "data_source": dataset.source}
+    _write_text(run_dir / "config.json", json.dumps(record, indent=2))
+    return Run(experiment, config, run_dir, images_dir, dataset, config.resume, parallel)
 
 
 def _write_text(path, text):
@@ -580,9 +592,13 @@ def _write_text(path, text):
     os.replace(temporary, path)
 
 
-def build_model(experiment, config, run_dir=None):
+def build_model(experiment, config, run_dir=None, parallel=None):
+    """G, D and their optimizers, seeded; built in the data-parallel scope when there is one."""
+    parallel = parallel or distribute.SingleDevice()
     keras.utils.set_random_seed(config.seed)
-    return GAN(experiment, config, experiment.build_networks(config), run_dir=run_dir)
+    with parallel.scope():
+        return GAN(experiment, config, experiment.build_networks(config), run_dir=run_dir,
+                   grad_scale=parallel.grad_scale, vector_logs=parallel.vector_logs)
 
 
 def batch_stream(experiment, batches, seed, epoch, skip):
@@ -593,12 +609,19 @@ def batch_stream(experiment, batches, seed, epoch, skip):
             yield images, labels, experiment.draw_targets(labels, rng)
 
 
+def epochs_from(experiment, batches, seed, first):
+    """The batches of every epoch from `first` on."""
+    for epoch in itertools.count(first):
+        yield from batch_stream(experiment, batches, seed, epoch, 0)
+
+
 def train(run):
     """Fit epoch by epoch (a resumed run re-enters mid-epoch), then save the generator."""
     experiment, config, run_dir = run.experiment, run.config, run.run_dir
     print(json.dumps({"experiment": experiment_id(experiment), "backend": BACKEND,
                       **dataclasses.asdict(config)}))
-    model = build_model(experiment, config, run_dir=str(run_dir))
+    print(f"training on {run.parallel.describe()}")
+    model = build_model(experiment, config, run_dir=str(run_dir), parallel=run.parallel)
     batches = data_loader.Batches(run.dataset.split("Training"), config.batch_size, seed=config.seed,
                                   balanced=config.balanced)
     steps_per_epoch = batches.steps_per_epoch
@@ -618,6 +641,7 @@ def train(run):
     checkpointer = Checkpointer(run_dir, config.checkpoint_interval,
                                 lambda: {"step": model.step, "steps_per_epoch": steps_per_epoch,
                                          "backend": BACKEND, "seed": config.seed})
+    checkpointer.saved_step = model.step if run.resume else None
     grid = SampleGrid(run.images_dir, faces, labels, config.sample_interval)
     callbacks = [step_log, checkpointer, grid]
     if config.eval_every:
@@ -628,20 +652,23 @@ def train(run):
         grid.write()
 
     try:
-        epoch, skip = divmod(model.step, steps_per_epoch)
         fit = dict(callbacks=callbacks, shuffle=False, verbose="auto")
-        if skip and model.step < step_log.last_step:  # finish the interrupted epoch first
-            model.fit(batch_stream(experiment, batches, config.seed, epoch, skip), epochs=epoch + 1,
-                      initial_epoch=epoch, steps_per_epoch=steps_per_epoch - skip, **fit)
-            epoch += 1
-        if model.step < step_log.last_step and not model.failure:
-            stream = (batch for e in itertools.count(epoch)
-                      for batch in batch_stream(experiment, batches, config.seed, e, 0))
-            model.fit(stream, epochs=config.epochs, initial_epoch=epoch,
-                      steps_per_epoch=steps_per_epoch, **fit)
+        while model.step < step_log.last_step and not model.failure:
+            epoch, skip = divmod(model.step, steps_per_epoch)
+            whole_epochs = 0 if skip else (step_log.last_step - model.step) // steps_per_epoch
+            if whole_epochs:
+                stream = functools.partial(epochs_from, experiment, batches, config.seed, epoch)
+                run.parallel.fit(model, stream, epochs=epoch + whole_epochs, initial_epoch=epoch,
+                                 steps_per_epoch=steps_per_epoch, **fit)
+            else:  # a part of an epoch: the rest of a resumed one, or the last one of --max_steps
+                steps = min(steps_per_epoch - skip, step_log.last_step - model.step)
+                stream = functools.partial(batch_stream, experiment, batches, config.seed, epoch, skip)
+                run.parallel.fit(model, stream, epochs=epoch + 1, initial_epoch=epoch,
+                                 steps_per_epoch=steps, **fit)
         if model.failure:
-            raise NonFiniteError(f"{model.failure}; training stopped, the last good checkpoint is "
-                                 f"{run_dir / CHECKPOINT} (step {checkpointer.saved_step})")
+            kept = ("no checkpoint was written yet" if checkpointer.saved_step is None else
+                    f"the last good checkpoint is {run_dir / CHECKPOINT} (step {checkpointer.saved_step})")
+            raise NonFiniteError(f"{model.failure}; training stopped, {kept}")
         checkpointer.save()
         if model.failure:
             raise NonFiniteError(model.failure)
@@ -675,8 +702,11 @@ def _evaluation_callback(run):
         import evaluate
     except ImportError as err:
         raise ConfigError(f"--eval_every needs evaluate.py ({err})") from None
-    return evaluate.EvaluationCallback(str(run.run_dir), run.dataset.split("PublicTest"),
-                                       run.config.classifier, run.config.eval_every)
+    try:
+        return evaluate.EvaluationCallback(str(run.run_dir), run.dataset.split("PublicTest"),
+                                           run.config.classifier, run.config.eval_every)
+    except (ValueError, OSError) as err:  # evaluate's own one-line errors (FIDError, missing files)
+        raise ConfigError(f"--eval_every: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,235 @@
+"""The trainer end to end on tiny networks: CLI, run folder, resume, NaN guard, translators, backends.
+
+Runs happen in this process (TensorFlow, see conftest) unless a test needs another backend or the
+real command line; networks have 4 base filters and data is 4 synthetic faces per emotion, so a
+run of a few steps takes seconds.
+"""
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ccyclegan_t1
+import ccyclegan_t2
+import data_loader
+import synthetic_faces
+import trainer
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--base_filters", "4", "--batch_size", "8", "--sample_interval", "2", "--checkpoint_interval", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    """28 Training faces (3 batches of 8 per epoch) and 14 PublicTest faces."""
+    path = tmp_path_factory.mktemp("tiny") / "tiny.csv"
+    return synthetic_faces.write_synthetic_csv(path, train_per_class=4, test_per_class=2, seed=3)
+
+
+def run(experiment, tmp_path, *args):
+    """trainer.main in this process; returns the exit status (0 when it returns normally)."""
+    try:
+        trainer.main(experiment, ["--output_dir", str(tmp_path), *map(str, args)])
+    except SystemExit as exit:
+        return exit.code
+    return 0
+
+
+def arrays(run_dir):
+    with np.load(pathlib.Path(run_dir) / trainer.CHECKPOINT) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def log(run_dir):
+    return [json.loads(line) for line in (pathlib.Path(run_dir) / trainer.LOG).read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def straight_t1(tiny_csv, tmp_path_factory):
+    """A 5-step T1 run, uninterrupted (crosses the epoch boundary after step 3)."""
+    root = tmp_path_factory.mktemp("straight")
+    assert run(ccyclegan_t1, root, "--data", tiny_csv, "--run_name", "r", "--max_steps", 5, *TINY) == 0
+    return root
+
+
+def test_run_folder_holds_config_log_tensorboard_checkpoint_generator_and_grids(straight_t1):
+    run_dir, images = straight_t1 / "saved_models" / "r", straight_t1 / "images" / "r"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["experiment"] == "ccyclegan_t1" and config["base_filters"] == 4
+    records = log(run_dir)
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]
+    assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/cyc", "G/id", "G/total"} <= set(records[0])
+    assert all(np.isfinite(r["G/total"]) for r in records)
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads(str(arrays(run_dir)["state"]))["step"] == 5
+    assert (run_dir / "generator.keras").is_file() and not (run_dir / "d.keras").exists()
+    grids = sorted(p.name for p in images.glob("*.png"))
+    assert grids == ["step_0000000.png", "step_0000002.png", "step_0000004.png", "step_0000005.png"]
+    assert not list(run_dir.glob("*.tmp*")) and not list(images.glob("*.tmp*"))
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(straight_t1, tiny_csv, tmp_path):
+    args = ["--data", tiny_csv, "--run_name", "r", *TINY]
+    assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 2) == 0
+    assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 5, "--resume") == 0
+    resumed, straight = arrays(tmp_path / "saved_models" / "r"), arrays(straight_t1 / "saved_models" / "r")
+    assert resumed.keys() == straight.keys()
+    for key in straight:  # G, D, both Adams (moments and iteration counts) and the step
+        np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+    without_time = lambda records: [{k: v for k, v in r.items() if k != "time"} for r in records]  # noqa: E731
+    assert without_time(log(tmp_path / "saved_models" / "r")) == without_time(log(straight_t1 / "saved_models" / "r"))
+
+
+def test_resume_refuses_changed_networks_and_a_reused_run_folder(straight_t1, tiny_csv, capsys):
+    args = ["--data", tiny_csv, "--run_name", "r", *TINY]
+    assert run(ccyclegan_t1, straight_t1, *args) == 2
+    assert "run folder exists; pass --resume" in capsys.readouterr().err
+    assert run(ccyclegan_t1, straight_t1, *args, "--resume", "--base_filters", 8) == 2
+    assert "--base_filters 8 differs from the run's 4" in capsys.readouterr().err
+    assert run(ccyclegan_t1, straight_t1, "--run_name", "absent", "--resume") == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
+    translator = trainer.load_translator(straight_t1 / "saved_models" / "r")
+    faces, labels = data_loader.fixed_faces(data_loader.load_fer2013(tiny_csv).split("PublicTest"))
+    out = translator.translate(faces, (labels + 2) % 7)
+    assert out.shape == (7, 48, 48, 1) and out.dtype == np.float32
+    assert np.all(np.abs(out) <= 1)
+    model = trainer.build_model(ccyclegan_t1, translator.config)
+    trainer.load_checkpoint(model, straight_t1 / "saved_models" / "r")
+    np.testing.assert_allclose(model.translate(faces, (labels + 2) % 7), out, atol=1e-5)
+    np.testing.assert_allclose(model.reconstruct(faces, labels), translator.reconstruct(faces, labels),
+                               atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        trainer.load_translator(straight_t1)
+
+
+def test_t2_saves_encoder_and_decoder_and_logs_its_terms(tiny_csv, tmp_path):
+    assert run(ccyclegan_t2, tmp_path, "--data", tiny_csv, "--max_steps", 2, *TINY) == 0
+    run_dir = tmp_path / "saved_models" / "t2"
+    assert (run_dir / "g_enc.keras").is_file() and (run_dir / "g_dec.keras").is_file()
+    assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/rec"} <= set(log(run_dir)[-1])
+    translator = trainer.load_translator(run_dir)
+    assert translator.translate(np.zeros((3, 48, 48, 1), np.float32), 5).shape == (3, 48, 48, 1)
+
+
+def test_nan_guard_names_step_and_term_and_keeps_the_last_good_checkpoint(
+        tiny_csv, tmp_path, monkeypatch, capsys):
+    clean_stream = trainer.batch_stream
+
+    def poisoned(experiment, batches, seed, epoch, skip):
+        for index, (images, labels, targets) in enumerate(clean_stream(experiment, batches, seed, epoch, skip)):
+            if epoch * batches.steps_per_epoch + skip + index == 2:  # the 3rd step
+                images = np.full_like(images, np.nan)
+            yield images, labels, targets
+
+    monkeypatch.setattr(trainer, "batch_stream", poisoned)
+    assert run(ccyclegan_t1, tmp_path, "--data", tiny_csv, "--max_steps", 5, *TINY) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: non-finite loss at step 3: D/adv = nan")
+    assert "last good checkpoint" in error and "(step 2)" in error
+    run_dir = tmp_path / "saved_models" / "t1"
+    saved = arrays(run_dir)
+    assert json.loads(str(saved["state"]))["step"] == 2
+    assert all(np.all(np.isfinite(v)) for k, v in saved.items() if k != "state")
+    assert not (run_dir / "generator.keras").exists()
+
+
+def test_bad_command_line_input_is_one_error_line_and_exit_status_2(tiny_csv, tmp_path, capsys):
+    cases = {
+        ("--data", tmp_path / "missing.csv"): "missing.csv: no such file or folder",
+        ("--data", tiny_csv, "--batch_size", 0): "--batch_size must be at least 1",
+        ("--data", tiny_csv, "--batch_size", 100): "fewer than one batch of 100",
+        ("--data", tiny_csv, "--epochs", "many"): "argument --epochs: invalid int value",
+        ("--data", tiny_csv, "--no_such_flag"): "unrecognized arguments: --no_such_flag",
+        ("--data", tiny_csv, "--eval_every", 1): "--eval_every needs --classifier",
+        ("--data", tiny_csv, "--eval_every", 1, "--classifier", tmp_path / "c.keras"): "classifier file not found",
+    }
+    for args, message in cases.items():
+        assert run(ccyclegan_t2, tmp_path, *args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], (args, err)
+
+
+def test_cli_help_and_missing_data_from_the_shell(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    shown = subprocess.run([sys.executable, "ccyclegan_t2.py", "--help"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0
+    for flag in ("--epochs", "--batch_size", "--sample_interval", "--max_steps", "--data", "--run_name",
+                 "--seed", "--resume", "--demo", "--eval_every", "--classifier", "--base_filters",
+                 "--d_gan_loss_w", "--d_cl_loss_w", "--g_gan_loss_w", "--g_cl_loss_w", "--rec_loss_w",
+                 "--adam_lr", "--adam_beta_1", "--adam_beta_2"):
+        assert flag in shown.stdout, flag
+    failed = subprocess.run([sys.executable, "ccyclegan_t1.py", "--data", str(tmp_path / "nope.csv")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'nope.csv'}: no such file")
+
+
+def test_demo_writes_synthetic_faces_and_uses_small_networks(tmp_path):
+    assert run(ccyclegan_t2, tmp_path, "--demo", "--max_steps", 1, "--run_name", "demo") == 0
+    config = json.loads((tmp_path / "saved_models" / "demo" / "config.json").read_text())
+    assert config["base_filters"] == trainer.DEMO["base_filters"] and config["max_steps"] == 1
+    assert pathlib.Path(config["data"]) == tmp_path / "datasets" / "synthetic_faces.csv"
+    assert len(data_loader.load_fer2013(config["data"]).split("Training")) == 7 * trainer.DEMO_FACES["train_per_class"]
+
+
+BACKEND_STEP = """
+import sys, pathlib, numpy as np
+import importlib, trainer
+init, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for name in ("ccyclegan_t1", "ccyclegan_t2"):
+    experiment = importlib.import_module(name)
+    model = trainer.build_model(experiment, experiment.Config(base_filters=4, batch_size=4))
+    if (init / name / trainer.CHECKPOINT).exists():
+        trainer.load_checkpoint(model, init / name)
+    else:
+        (init / name).mkdir(parents=True)
+        trainer.save_checkpoint(model, init / name, {"step": 0})
+    rng = np.random.default_rng(1)
+    images = rng.uniform(-1, 1, (4, 48, 48, 1)).astype("float32")
+    labels = np.array([0, 3, 5, 6], "int32")
+    batches = [(images, labels, experiment.draw_targets(labels, rng)) for _ in range(2)]
+    model.fit((b for b in batches), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    (out / name).mkdir(parents=True)
+    trainer.save_checkpoint(model, out / name, {"step": 2})
+"""
+
+
+def test_two_steps_agree_across_tensorflow_jax_and_torch(tmp_path):
+    """From the same weights, two train steps give the same G, D and Adam states on every backend
+    installed (torch is optional): the per-backend gradient code computes one algorithm."""
+    backends = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
+    for backend in backends:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-c", BACKEND_STEP, str(tmp_path / "init"),
+                               str(tmp_path / backend)], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("ccyclegan_t1", "ccyclegan_t2"):
+        start, reference = arrays(tmp_path / "init" / name), arrays(tmp_path / "tensorflow" / name)
+        moved = max(np.abs(reference[k] - start[k]).max() for k in reference if k.startswith("net/"))
+        assert moved > 1e-4  # two Adam steps of lr 2e-4 moved the weights
+        for backend in backends[1:]:
+            other = arrays(tmp_path / backend / name)
+            for key in reference:
+                if key != "state":
+                    np.testing.assert_allclose(other[key], reference[key], atol=1e-4, rtol=1e-3,
+                                               err_msg=f"{name} {backend} {key}")
+
+
+def test_eval_every_adds_the_evaluation_callback(tiny_csv, synthetic_judge_path, tmp_path):
+    assert run(ccyclegan_t2, tmp_path, "--data", tiny_csv, "--max_steps", 2, "--eval_every", 1,
+               "--classifier", synthetic_judge_path, *TINY) == 0
+    records = [json.loads(line) for line in
+               (tmp_path / "saved_models" / "t2" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["step"] == 2
