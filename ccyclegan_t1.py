@@ -25,7 +25,7 @@ from keras import layers, ops
 
 import trainer
 from data_loader import IMAGE_SIZE, NUM_CLASSES
-from layers import LabelMap, conv_block
+from layers import Conv2DTranspose, LabelMap, conv_block
 from losses import emotion_loss
 
 
@@ -53,7 +53,7 @@ def build_generator(config):
     for level in (2, 1, 0):
         x = conv_block(x, f * 2 ** level, transpose=True, activation="relu")
         x = layers.Concatenate()([x, skips[level]])
-    image = layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
+    image = Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
     return keras.Model([face, target], image, name="generator")
 
 

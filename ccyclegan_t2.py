@@ -30,7 +30,7 @@ from keras import layers, ops
 
 import trainer
 from data_loader import IMAGE_SIZE, NUM_CLASSES
-from layers import OneHot, conv_block
+from layers import Conv2DTranspose, OneHot, conv_block
 from losses import emotion_loss
 
 
@@ -64,7 +64,7 @@ def build_generator(config):
                    activation="relu")                                              # 10x10
     u = conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
                    output_padding=1, activation="relu")                            # 23x23
-    u = layers.Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
+    u = Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
         layers.Concatenate()([u, skips[0]]))                                       # 48x48
     g_dec = keras.Model([*skips, target], u, name="g_dec")
     return g_enc, g_dec

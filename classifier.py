@@ -14,7 +14,6 @@ atomically into --out. The same code with a tiny width is the synthetic-faces ju
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import shutil
 import time
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 from keras import layers
 
+import atomic
 from data_loader import (EMOTIONS, IMAGE_SIZE, NUM_CLASSES, REPO_ROOT, DataError, load_fer2013,
                          to_float)
 
@@ -137,17 +137,14 @@ def save_classifier(model, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     inference = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model
     inference.set_weights(model.get_weights())
-    temporary = path.with_name(".tmp_" + path.name)
-    inference.save(temporary)
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        inference.save(temporary)
     return path
 
 
 def _save_atomically(model, metrics, out_dir):
     save_classifier(model, out_dir / MODEL_FILE)
-    temporary = out_dir / (METRICS_FILE + ".tmp")
-    temporary.write_text(json.dumps(metrics, indent=2) + "\n")
-    os.replace(temporary, out_dir / METRICS_FILE)
+    atomic.write_text(out_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
 
 
 def _validation_split(labels, fraction, seed):

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from isal import igzip
 
+import atomic
+
 EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(EMOTIONS)
 IMAGE_SIZE = 48
@@ -254,11 +256,9 @@ def write_fer2013_csv(path: str | os.PathLike, splits: dict[str, tuple[np.ndarra
             "pixels": [" ".join(map(str, row)) for row in flat.tolist()],
             "Usage": usage,
         }))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    pd.concat(frames, ignore_index=True).to_csv(
-        temporary, index=False, compression="gzip" if path.suffix == ".gz" else None)
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        pd.concat(frames, ignore_index=True).to_csv(
+            temporary, index=False, compression="gzip" if path.suffix == ".gz" else None)
     return path
 
 
@@ -331,14 +331,12 @@ def _read_cache(cache_file: pathlib.Path, source: pathlib.Path) -> FER2013:
 
 
 def _write_cache(cache_file: pathlib.Path, data: FER2013) -> None:
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"split_names": np.array(list(data.splits))}
     for name, split in data.splits.items():
         arrays[f"{name}_images"] = split.images
         arrays[f"{name}_labels"] = split.labels
-    temporary = cache_file.with_name(cache_file.stem + ".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, cache_file)
+    with atomic.replacing(cache_file) as temporary:
+        np.savez_compressed(temporary, **arrays)
     # Caches of older versions of the same source are stale now.
     prefix = cache_file.name.rsplit("-", 1)[0] + "-"
     for stale in cache_file.parent.glob(prefix + "*.npz"):

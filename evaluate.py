@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
 import sys
 import time
@@ -27,6 +26,7 @@ import time
 import keras
 import numpy as np
 
+import atomic
 import fid
 import trainer
 from data_loader import EMOTIONS, DataError, Split, load_fer2013, to_float
@@ -96,13 +96,11 @@ class Evaluator:
 def append_metrics(run_dir, record: dict) -> pathlib.Path:
     """Append one JSON line to <run_dir>/metrics.jsonl, atomically (a crash leaves the old file whole)."""
     path = pathlib.Path(run_dir) / METRICS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_bytes() if path.exists() else b""
     if old and not old.endswith(b"\n"):
         old += b"\n"
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    temporary.write_bytes(old + (json.dumps(record) + "\n").encode())
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        temporary.write_bytes(old + (json.dumps(record) + "\n").encode())
     return path
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+import atomic
 import classifier
 from data_loader import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, DataError, load_fer2013, read_face, to_float
 
@@ -285,11 +286,10 @@ def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, descrip
     features = extractor(to_float(images_uint8)).astype(np.float32).astype(np.float64)
     mu, sigma = feature_statistics(features)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_file.with_name(cache_file.stem + f".tmp{os.getpid()}.npz")
-        np.savez(temporary, features=features.astype(np.float32), mu=mu, sigma=sigma,
-                 about=json.dumps({"real": description, "n": len(features), "extractor": extractor.identity}))
-        os.replace(temporary, cache_file)
+        with atomic.replacing(cache_file) as temporary:
+            np.savez(temporary, features=features.astype(np.float32), mu=mu, sigma=sigma,
+                     about=json.dumps({"real": description, "n": len(features),
+                                       "extractor": extractor.identity}))
     return RealFeatures(features, mu, sigma, cache_file)
 
 

@@ -38,8 +38,10 @@ import sys
 import keras
 import keras_tuner as kt
 
+import atomic
 import data_loader
 import evaluate
+import fid
 import trainer
 
 OBJECTIVES = ("kid", "fid")
@@ -129,11 +131,14 @@ class Sweep:
             raise kt.errors.FailedTrialError(f"trial {trial_id}: {err}") from None
         except (trainer.ConfigError, data_loader.DataError) as err:
             raise kt.errors.FatalError(f"trial {trial_id}: {err}") from None
-        record = self.final_evaluation(run, model)
+        try:
+            record = self.final_evaluation(run, model)
+        except fid.FIDError as err:  # e.g. no classifier: every trial would fail the same way
+            raise kt.errors.FatalError(f"trial {trial_id}: evaluation: {err}") from None
         means = {"kid": record["mean"]["kid"], "fid": record["mean"]["fid"],
                  "expression_accuracy": record["mean"]["accuracy"]}
         if means[self.objective] is None:
-            raise kt.errors.FailedTrialError(
+            raise kt.errors.FatalError(
                 f"trial {trial_id}: no mean FID (every emotion has fewer test faces than the "
                 "feature dimension); sweep with --objective kid")
         return {name: value for name, value in means.items() if value is not None}
@@ -198,9 +203,7 @@ def _add_notes(run_dir, notes):
     path = pathlib.Path(run_dir) / "config.json"
     config = json.loads(path.read_text())
     if config.get("notes") != notes:
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps({**config, "notes": notes}, indent=2))
-        os.replace(temporary, path)
+        atomic.write_text(path, json.dumps({**config, "notes": notes}, indent=2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,10 +315,7 @@ def _check_resumed(sweep):
                              f"({saved.get(changed[0])!r}, now {settings[changed[0]]!r}); resume it "
                              "with the same command or choose another --directory")
         return
-    sweep.directory.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{SWEEP_FILE}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(settings, indent=2))
-    os.replace(temporary, path)
+    atomic.write_text(path, json.dumps(settings, indent=2))
 
 
 def _is_worker():

@@ -34,11 +34,9 @@ import argparse
 import dataclasses
 import functools
 import importlib
-import io
 import itertools
 import json
 import math
-import os
 import pathlib
 import sys
 import time
@@ -46,11 +44,12 @@ from collections import namedtuple
 
 import keras
 import numpy as np
-import PIL.Image
 from keras import ops
 
+import atomic
 import data_loader
 import distribute
+import grids
 from data_loader import EMOTIONS, NUM_CLASSES, DataError
 
 BACKEND = keras.backend.backend()
@@ -91,13 +90,14 @@ class TrainConfig:
     seed: int = arg(0, "seed of weights, data order, flips and target labels")
     balanced: bool = arg(False, "class-balanced epochs (Disgust is 1.5%% of FER2013)")
     resume: bool = arg(False, "continue the run folder --run_name from its checkpoint")
-    demo: bool = arg(False, "train on synthetic faces, small and fast (a couple of minutes on CPU)")
+    demo: bool = arg(False, "synthetic faces, small networks, lr 2e-3, rec_loss_w 10, 700 steps: "
+                            "a couple of minutes on CPU (flags given override)")
     eval_every: int = arg(0, "run evaluate.EvaluationCallback every N epochs (0: off)")
     classifier: str = arg("", "expression classifier .keras for --eval_every")
     distribute: str = arg("none", "data parallelism: none, mirrored, multi_worker (TF), "
                                   "data_parallel (JAX); see distribute.py")
     d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight")
-    d_cl_loss_w: float = arg(1.0, "D: classification loss weight (real faces)")
+    d_cl_loss_w: float = arg(1.0, "D: emotion-head loss weight (real faces; 'no emotion' for translations)")
     g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight")
     g_cl_loss_w: float = arg(1.0, "G: classification loss weight (lambda_cl)")
     rec_loss_w: float = arg(1.0, "G: cycle/reconstruction L1 weight (lambda_cyc)")
@@ -258,6 +258,14 @@ class GAN(keras.Model):
             autodiff = _AutodiffTensorflow() if BACKEND == "tensorflow" else _AutodiffTorch()
             return self._gan_step(Batch(*data), autodiff)
 
+    if BACKEND == "tensorflow":
+        def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+            # Under a tf.distribute strategy, Keras' fit() all-reduces a first batch here only to
+            # build what is unbuilt; __init__ built everything, and that reduction of a tuple
+            # fails under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+            if not (self.built and self.optimizer.built):
+                super()._maybe_symbolic_build(iterator, data_batch)
+
     # -- inference -------------------------------------------------------------------------
 
     def translate(self, images, target_labels, batch_size=256):
@@ -388,9 +396,8 @@ def save_checkpoint(model, run_dir, state):
     for key, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise NonFiniteError(f"non-finite weights after step {state['step']} in {key}")
-    temporary = pathlib.Path(run_dir) / "checkpoint.tmp.npz"
-    np.savez(temporary, state=np.array(json.dumps(state)), **arrays)
-    os.replace(temporary, pathlib.Path(run_dir) / CHECKPOINT)
+    with atomic.replacing(pathlib.Path(run_dir) / CHECKPOINT) as temporary:
+        np.savez(temporary, state=np.array(json.dumps(state)), **arrays)
 
 
 def load_checkpoint(model, run_dir):
@@ -490,45 +497,13 @@ class SampleGrid(keras.callbacks.Callback):
         targets = np.repeat(np.arange(NUM_CLASSES), n)
         translated = model.translate(np.tile(self.faces, (NUM_CLASSES, 1, 1, 1)), targets)
         columns = [*np.split(translated, NUM_CLASSES), model.reconstruct(self.faces, self.labels)]
-        return write_grid(pathlib.Path(self.images_dir) / f"step_{model.step:07d}.png",
-                          self.faces, self.labels, columns, title=f"step {model.step}")
+        return grids.write_grid(pathlib.Path(self.images_dir) / f"step_{model.step:07d}.png",
+                                [self.faces, *columns], ["input", *EMOTIONS, "recon."],
+                                [EMOTIONS[int(label)] for label in self.labels], title=f"step {model.step}")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.model.step % self.interval == 0 and not self.model.failure:
             self.write()
-
-
-def write_grid(path, faces, labels, columns, title=""):
-    """A labelled PNG: rows = faces, columns = input, one per target emotion, reconstruction."""
-    from matplotlib.figure import Figure
-    panels = [faces, *columns]
-    size, gap = data_loader.IMAGE_SIZE, 2
-    mosaic = np.ones((len(faces) * (size + gap), len(panels) * (size + gap)), np.float32)
-    for col, panel in enumerate(panels):
-        for row, image in enumerate(np.asarray(panel).reshape(-1, size, size)):
-            mosaic[row * (size + gap):row * (size + gap) + size,
-                   col * (size + gap):col * (size + gap) + size] = image
-    height, width = mosaic.shape
-    fig = Figure(figsize=(width / 60 + 0.8, height / 60 + 0.6), dpi=100)
-    ax = fig.add_axes((0.7 / (width / 60 + 0.8), 0.02, width / 60 / (width / 60 + 0.8),
-                       height / 60 / (height / 60 + 0.6)))
-    ax.imshow(mosaic, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-    centres = lambda count: [i * (size + gap) + size / 2 for i in range(count)]  # noqa: E731
-    ax.set_xticks(centres(len(panels)), ["input", *EMOTIONS, "recon."], fontsize=8)
-    ax.set_yticks(centres(len(faces)), [EMOTIONS[int(label)] for label in labels], fontsize=8)
-    ax.xaxis.tick_top()
-    ax.tick_params(length=0)
-    ax.set_frame_on(False)
-    fig.suptitle(title, fontsize=9, x=0.02, y=0.99, ha="left")
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rendered = io.BytesIO()
-    fig.savefig(rendered, format="png")
-    temporary = path.with_name(path.stem + ".tmp.png")
-    # Everything is grey: an 8-bit grey PNG is a quarter of matplotlib's RGBA one.
-    PIL.Image.open(rendered).convert("L").save(temporary, optimize=True)
-    os.replace(temporary, path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,14 +557,8 @@ def prepare(experiment, argv=None):
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {**dataclasses.asdict(config), "experiment": pathlib.Path(experiment.__file__).stem,
               "backend": BACKEND, "data_source": dataset.source}
-    _write_text(run_dir / "config.json", json.dumps(record, indent=2))
+    atomic.write_text(run_dir / "config.json", json.dumps(record, indent=2))
     return Run(experiment, config, run_dir, images_dir, dataset, config.resume, parallel)
-
-
-def _write_text(path, text):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def build_model(experiment, config, run_dir=None, parallel=None):
@@ -684,9 +653,8 @@ def train(run):
 
 
 def _save_keras(net, path):
-    temporary = path.with_name(path.stem + ".tmp.keras")
-    net.save(temporary)
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        net.save(temporary)
 
 
 def _truncate_log(path, step):
@@ -694,7 +662,7 @@ def _truncate_log(path, step):
     if path.exists():
         kept = [line for line in path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= step]
-        _write_text(path, "".join(line + "\n" for line in kept))
+        atomic.write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _evaluation_callback(run):
@@ -752,7 +720,7 @@ def load_translator(run_dir):
     fields = {f.name for f in dataclasses.fields(experiment.Config)}
     config = experiment.Config(**{k: v for k, v in saved.items() if k in fields})
     nets = {path.stem: keras.saving.load_model(path, compile=False)
-            for path in sorted(run_dir.glob("*.keras")) if not path.stem.endswith(".tmp")}
+            for path in sorted(run_dir.glob("*.keras")) if not path.name.startswith(".")}
     if not nets:
         raise FileNotFoundError(f"{run_dir}: no generator .keras files (the run has not finished)")
     return Translator(experiment, config, nets)

@@ -33,6 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set before Keras loads TF:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+import atomic  # noqa: E402
+import grids  # noqa: E402
 from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, to_float, to_uint8  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
@@ -152,23 +154,9 @@ def translate_faces(translator, faces):
 
 def write_grid(path, faces, translations, title=""):
     """PNG: a row per face; columns the input crop and its seven translations, labelled."""
-    from matplotlib.figure import Figure
-    rows = len(faces)
-    fig = Figure(figsize=(1.0 * (NUM_CLASSES + 1) + 0.3, 1.05 * rows + 0.45), dpi=100)
-    axes = fig.subplots(rows, NUM_CLASSES + 1, squeeze=False)
-    for row in range(rows):
-        for col, (image, name) in enumerate(zip([faces[row], *translations[row]], ["input", *EMOTIONS])):
-            ax = axes[row, col]
-            ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([]), ax.set_yticks([])
-            if row == 0:
-                ax.set_title(name, fontsize=9)
-        if rows > 1:
-            axes[row, 0].set_ylabel(f"face {row + 1}", fontsize=9)
-    fig.suptitle(title, fontsize=9, x=0.01, ha="left")
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.01, top=1 - 0.5 / fig.get_figheight(),
-                        wspace=0.05, hspace=0.05)
-    return _atomic(path, lambda temporary: fig.savefig(temporary, format="png"))
+    columns = [faces, *np.moveaxis(np.asarray(translations), 1, 0)]
+    return grids.write_grid(path, [to_float(column) for column in columns], ["input", *EMOTIONS],
+                            [f"face {i}" for i in range(1, len(faces) + 1)], title)
 
 
 def write_per_emotion(folder, faces, translations):
@@ -177,20 +165,11 @@ def write_per_emotion(folder, faces, translations):
     written = []
     for i, (face, row) in enumerate(zip(faces, translations), start=1):
         for name, image in zip(["input", *EMOTIONS], [face, *row]):
-            written.append(_atomic(pathlib.Path(folder) / f"face{i}_{name.lower()}.png",
-                                   lambda temporary, image=image: Image.fromarray(image).save(temporary,
-                                                                                               format="PNG")))
+            path = pathlib.Path(folder) / f"face{i}_{name.lower()}.png"
+            with atomic.replacing(path) as temporary:
+                Image.fromarray(image).save(temporary, format="PNG")
+            written.append(path)
     return written
-
-
-def _atomic(path, write):
-    """Write through a temporary file and os.replace, so a crash never leaves half a PNG."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.stem + ".tmp.png")
-    write(temporary)
-    os.replace(temporary, path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

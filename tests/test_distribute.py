@@ -148,8 +148,6 @@ def run_bounded(commands, timeout):
                 process.wait()
 
 
-@pytest.mark.skip(reason="known failure, issue 5 open: both workers exited 1 in the full-suite run "
-                         "on the shared 2-core machine; not yet diagnosed")
 def test_multi_worker_two_processes_train_like_one_device(tmp_path, synthetic_csv):
     """2 workers on 127.0.0.1 (TF_CONFIG): 3 steps, written by the chief only, equal to one device."""
     ports = _free_ports(2)

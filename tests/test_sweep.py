@@ -96,6 +96,12 @@ def test_bad_sweep_input_is_a_one_line_error(tmp_path, synthetic_csv, capsys, ex
     assert len(error) == 1 and message in error[0]
 
 
+def test_a_trial_that_cannot_start_stops_the_sweep_with_its_error(tmp_path, synthetic_csv, capsys):
+    assert sweep.main(sweep_args(tmp_path / "s", synthetic_csv, tmp_path / "missing.keras")) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "trial 0" in error[0] and "missing.keras" in error[0]
+
+
 def test_a_sweep_folder_refuses_other_settings(tmp_path, synthetic_csv, capsys):
     directory = tmp_path / "s"
     directory.mkdir()
