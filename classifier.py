@@ -134,7 +134,6 @@ def per_class_accuracy(predicted, labels):
 def save_classifier(model, path):
     """Save `model` without its optimizer state (a third of the size) to `path` (.keras), atomically."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     inference = keras.Model.from_config(model.get_config())  # uncompiled, unlike clone_model
     inference.set_weights(model.get_weights())
     with atomic.replacing(path) as temporary:

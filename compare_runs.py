@@ -185,7 +185,6 @@ def main(argv=None) -> int:
     except CompareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out / TABLE_FILE, table)
     plot = plot_runs(runs, out / PLOT_FILE)
     print(table)

@@ -201,7 +201,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     step, epoch = _trained_steps(run_dir)
-    generator = ", ".join(str(path) for path in sorted(run_dir.glob("*.keras")))
+    generator = ", ".join(str(path) for path in trainer.generator_files(run_dir))
     record = {"time": _now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
               **record, "seconds": round(time.time() - start, 1)}
     print(format_report(record))

@@ -111,8 +111,8 @@ def _via_strided_backward(conv_transpose):
     def backward(saved, dy):
         x, kernel = saved
         # <dy, convT(x, k)> = <strided(dy, k), x>: the same gradients, through the fast kernels.
-        kernel_grad = jax.grad(lambda k: jax.numpy.vdot(strided(dy, k, x), x))(kernel)
-        return strided(dy, kernel, x), kernel_grad
+        x_grad, kernel_vjp = jax.vjp(lambda k: strided(dy, k, x), kernel)
+        return x_grad, kernel_vjp(x)[0]
 
     fn.defvjp(forward, backward)
     return fn

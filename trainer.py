@@ -707,6 +707,11 @@ class Translator:
         return self._predict("reconstruct", images, labels, batch_size)
 
 
+def generator_files(run_dir):
+    """The final generator's `.keras` files of a run folder (not the hidden temporaries of a save)."""
+    return sorted(path for path in pathlib.Path(run_dir).glob("*.keras") if not path.name.startswith("."))
+
+
 def load_translator(run_dir):
     """The final generator of a run folder (its `.keras` files), ready to translate faces."""
     run_dir = pathlib.Path(run_dir)
@@ -719,8 +724,7 @@ def load_translator(run_dir):
     experiment = importlib.import_module(saved["experiment"])
     fields = {f.name for f in dataclasses.fields(experiment.Config)}
     config = experiment.Config(**{k: v for k, v in saved.items() if k in fields})
-    nets = {path.stem: keras.saving.load_model(path, compile=False)
-            for path in sorted(run_dir.glob("*.keras")) if not path.name.startswith(".")}
+    nets = {path.stem: keras.saving.load_model(path, compile=False) for path in generator_files(run_dir)}
     if not nets:
         raise FileNotFoundError(f"{run_dir}: no generator .keras files (the run has not finished)")
     return Translator(experiment, config, nets)
