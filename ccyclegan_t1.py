@@ -19,6 +19,7 @@ The starting point the other experiments are measured against (the original READ
 import sys
 from dataclasses import dataclass
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 from keras import layers, ops

@@ -24,6 +24,7 @@ reconstruction could match them).
 import sys
 from dataclasses import dataclass
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 from keras import layers, ops

@@ -18,6 +18,7 @@ import pathlib
 import shutil
 import time
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 from keras import layers

@@ -31,6 +31,7 @@ import pathlib
 import shutil
 import tempfile
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 
 MODES = ("none", "mirrored", "multi_worker", "data_parallel")

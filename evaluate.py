@@ -23,6 +23,7 @@ import pathlib
 import sys
 import time
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 

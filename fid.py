@@ -26,6 +26,7 @@ import pathlib
 import sys
 from dataclasses import dataclass
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 

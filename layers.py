@@ -6,6 +6,7 @@ module is importable.
 """
 import functools
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 from keras import layers, ops
 

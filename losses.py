@@ -1,4 +1,5 @@
 """Loss terms shared by the experiment scripts; each experiment's own losses live in its script."""
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 from keras import ops
 
 from data_loader import NUM_CLASSES

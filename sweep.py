@@ -35,6 +35,7 @@ import pathlib
 import shutil
 import sys
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import keras_tuner as kt
 

@@ -42,6 +42,7 @@ import sys
 import time
 from collections import namedtuple
 
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
 import numpy as np
 from keras import ops

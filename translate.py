@@ -28,14 +28,13 @@ import pathlib
 import sys
 import zipfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # set before Keras loads TF: less log noise
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-import atomic  # noqa: E402
-import grids  # noqa: E402
-from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, to_float, to_uint8  # noqa: E402
+import atomic
+import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
+import grids
+from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, to_float, to_uint8
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"

@@ -26,6 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+import backend_env  # noqa: E402,F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras  # noqa: E402
 
 import ccyclegan_t2  # noqa: E402

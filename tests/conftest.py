@@ -19,6 +19,8 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
+import backend_env  # noqa: E402,F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
+
 SHARED_FER2013 = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013.csv.gz"
 
 
