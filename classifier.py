@@ -18,14 +18,15 @@ import pathlib
 import shutil
 import time
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
-from keras import layers
 
 import atomic
 from data_loader import (EMOTIONS, IMAGE_SIZE, NUM_CLASSES, REPO_ROOT, DataError, load_fer2013,
                          to_float)
+from lazy_import import lazy_import
+
+# Keras loads on first use, after the flags are read: --help and flag errors answer first.
+keras, layers = lazy_import("keras"), lazy_import("keras.layers")
 
 MODEL_FILE = "classifier.keras"
 METRICS_FILE = "metrics.json"

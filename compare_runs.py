@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 import pathlib
 import sys
@@ -25,10 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 import atomic  # noqa: E402
+import experiments  # noqa: E402
+import run_folder  # noqa: E402
+from repo import REPO_ROOT  # noqa: E402
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
 TABLE_FILE = "experiment_log.md"
 PLOT_FILE = "experiment_log.png"
 README_START, README_END = "<!-- experiment-log:start -->", "<!-- experiment-log:end -->"
@@ -60,7 +59,8 @@ class Run:
         """config "description", else the first line of the experiment script's docstring."""
         text = self.config.get("description") or ""
         script = REPO_ROOT / self.script
-        if not text and self.script and script.is_file():
+        # Only a registered script's docstring: a run folder's config must not point at other files.
+        if not text and self.script in {f"{name}.py" for name in experiments.EXPERIMENTS} and script.is_file():
             try:
                 text = ast.get_docstring(ast.parse(script.read_text())) or ""
             except SyntaxError:
@@ -72,28 +72,17 @@ def load_run(folder) -> Run:
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise CompareError(f"{folder}: no such run folder")
-    config = {}
-    if (folder / CONFIG_FILE).exists():
-        try:
-            config = json.loads((folder / CONFIG_FILE).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CompareError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
-        if not isinstance(config, dict):
-            raise CompareError(f"{folder / CONFIG_FILE}: expected a JSON object")
-    metrics = folder / METRICS_FILE
+    metrics = folder / run_folder.METRICS
     if not metrics.exists():
         raise CompareError(f"{metrics}: no metrics yet; evaluate the run first: python evaluate.py {folder}")
-    records = []
-    for number, line in enumerate(metrics.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CompareError(f"{metrics}: line {number}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("mean"), dict):
-            raise CompareError(f"{metrics}: line {number}: not an evaluation record (no 'mean' metrics)")
-        records.append(record)
+    try:
+        config = run_folder.read_config(folder, missing_ok=True)
+        records = run_folder.read_metrics(folder)
+    except run_folder.RunFolderError as err:
+        raise CompareError(str(err)) from None
+    if "experiment" in config and config["experiment"] not in experiments.EXPERIMENTS:
+        raise CompareError(f"{folder / run_folder.CONFIG}: unknown experiment {config['experiment']!r}; "
+                           f"known: {', '.join(experiments.EXPERIMENTS)}")
     if not records:
         raise CompareError(f"{metrics}: empty; evaluate the run first: python evaluate.py {folder}")
     return Run(folder, config, records)

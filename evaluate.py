@@ -8,7 +8,7 @@ features (real features cached, see fid.py); the classifier's verdict on each tr
 against t (expression accuracy); and each translation is translated back to its source label and
 compared with the input (reconstruction L1, mean absolute difference on the [-1, 1] scale).
 Results per emotion and their mean are printed with their N and appended as one JSON line to
-<run>/metrics.jsonl. `EvaluationCallback` does the same during training every few epochs.
+<run>/metrics.jsonl. trainer.EvaluationCallback does the same during training every few epochs.
 
 FID is biased at small N, and meaningless when a class has no more faces than the feature dimension
 (Disgust has 55-56 test faces): such classes are marked `fid_small_n`, left out of the mean FID, and
@@ -18,32 +18,26 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import pathlib
 import sys
 import time
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
 
-import atomic
 import fid
-import trainer
+import run_folder
 from data_loader import EMOTIONS, DataError, Split, load_fer2013, to_float
-
-METRICS_FILE = "metrics.jsonl"
 
 
 class Evaluator:
     """Scores translators against one test split; real-face features are computed once (and cached)."""
 
     def __init__(self, split: Split, extractor: fid.ClassifierExtractor, max_per_class: int | None = None,
-                 stats_dir=None, source: str = "", batch_size: int = 256):
+                 stats_dir=None, source: str = ""):
         if max_per_class is not None and max_per_class < 2:
             raise fid.FIDError(f"max_per_class must be at least 2, got {max_per_class}")
         self.split_name, self.extractor = split.name, extractor
-        self.max_per_class, self.batch_size = max_per_class, batch_size
+        self.max_per_class = max_per_class
         self.faces = {label: fid.subsample(split.of_class(label).images, max_per_class)
                       for label in range(len(EMOTIONS)) if np.sum(split.labels == label) >= 2}
         where = f"{source} {split.name}".strip()
@@ -54,15 +48,17 @@ class Evaluator:
                      for label, faces in self.faces.items()}
 
     def __call__(self, translate) -> dict:
-        """Metrics of `translate(x float32 (N,48,48,1) in [-1,1], target_labels int (N,)) -> faces`."""
+        """Metrics of `translate(x float32 (N,48,48,1) in [-1,1], target_labels int (N,)) -> faces`
+        (a Translator's or the training GAN's: they batch)."""
         per_emotion = {}
         for target, real in self.real.items():
             sources = [label for label in self.faces if label != target]
             x = to_float(np.concatenate([self.faces[label] for label in sources]))
             source_labels = np.concatenate([np.full(len(self.faces[label]), label) for label in sources])
-            fakes = self._translate(translate, x, np.full(len(x), target))
+            fakes = fid.check_faces(translate(x, np.full(len(x), target, np.int32)),
+                                    "the generator's translations")
             features, verdicts = self.extractor.features_and_predictions(fakes)
-            back = self._translate(translate, fakes, source_labels)
+            back = translate(fakes, source_labels.astype(np.int32))
             scores = fid.score(real, features)
             per_emotion[EMOTIONS[target]] = {
                 "n_real": scores.n_real, "n_generated": scores.n_generated,
@@ -86,24 +82,6 @@ class Evaluator:
             },
         }
 
-    def _translate(self, translate, x, target_labels) -> np.ndarray:
-        batches = [keras.ops.convert_to_numpy(translate(x[start:start + self.batch_size],
-                                                        target_labels[start:start + self.batch_size]
-                                                        .astype(np.int32)))
-                   for start in range(0, len(x), self.batch_size)]
-        return fid.check_faces(np.concatenate(batches), "the generator's translations")
-
-
-def append_metrics(run_dir, record: dict) -> pathlib.Path:
-    """Append one JSON line to <run_dir>/metrics.jsonl, atomically (a crash leaves the old file whole)."""
-    path = pathlib.Path(run_dir) / METRICS_FILE
-    old = path.read_bytes() if path.exists() else b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    with atomic.replacing(path) as temporary:
-        temporary.write_bytes(old + (json.dumps(record) + "\n").encode())
-    return path
-
 
 def format_report(record: dict) -> str:
     """A table of one evaluation: every number with its extractor and N."""
@@ -124,56 +102,9 @@ def format_report(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time of an evaluation record, UTC, ISO 8601."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-class EvaluationCallback(keras.callbacks.Callback):
-    """Evaluates `self.model.translate` every `every_epochs` epochs; appends to <run_dir>/metrics.jsonl.
-
-    Also writes logs["fid"], logs["kid"] and logs["expression_accuracy"] (the means), so later
-    callbacks (a KerasTuner objective, TensorBoard) can read them.
-    """
-
-    def __init__(self, run_dir, test_split: Split, classifier_path=None, every_epochs: int = 1,
-                 max_per_class: int | None = None, stats_dir=None):
-        super().__init__()
-        if every_epochs < 1:
-            raise ValueError(f"every_epochs must be at least 1, got {every_epochs}")
-        self.run_dir, self.every_epochs = pathlib.Path(run_dir), every_epochs
-        self.evaluator = Evaluator(test_split, fid.ClassifierExtractor.load(classifier_path), max_per_class,
-                                   stats_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_epochs:
-            return
-        start = time.time()
-        record = self.evaluator(self.model.translate)
-        step = getattr(self.model, "step", None)  # the trainer's global step (counted across resumes)
-        if step is None and getattr(self.model, "optimizer", None) is not None:
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        checkpoint = self.run_dir / trainer.CHECKPOINT
-        record = {"time": _now(), "step": step, "epoch": epoch + 1,
-                  "checkpoint": str(checkpoint) if checkpoint.exists() else None, **record,
-                  "seconds": round(time.time() - start, 1)}
-        append_metrics(self.run_dir, record)
-        if logs is not None:  # no "fid" when every class is too small for it (see the module doc)
-            means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
-                     "expression_accuracy": record["mean"]["accuracy"]}
-            logs.update({key: value for key, value in means.items() if value is not None})
-
-
-def _trained_steps(run_dir: pathlib.Path) -> tuple[int | None, int | None]:
-    """(step, epoch) of a run's last checkpoint, which the final generator was saved after.
-
-    epoch counts as Keras does in the callback: the 1-based epoch the step fell in.
-    """
-    try:
-        with np.load(run_dir / trainer.CHECKPOINT) as archive:
-            state = json.loads(str(archive["state"]))
-        return state["step"], -(-state["step"] // state["steps_per_epoch"])
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None, None
 
 
 def main(argv=None) -> int:
@@ -193,20 +124,21 @@ def main(argv=None) -> int:
     try:
         if not run_dir.is_dir():
             raise fid.FIDError(f"{run_dir}: no such run folder")
+        run_folder.experiment_of(run_dir)  # a run of a known experiment, checked before anything loads
         data = load_fer2013(args.data)
         evaluator = Evaluator(data.split(args.split), fid.ClassifierExtractor.load(args.classifier),
                               args.max_per_class, args.stats_dir, source=data.source)
-        translator = trainer.load_translator(run_dir)
+        translator = run_folder.load_translator(run_dir)
         record = evaluator(translator.translate)
-    except (fid.FIDError, DataError, FileNotFoundError) as err:
+    except (fid.FIDError, DataError, run_folder.RunFolderError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    step, epoch = _trained_steps(run_dir)
-    generator = ", ".join(str(path) for path in trainer.generator_files(run_dir))
-    record = {"time": _now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
+    step, epoch = run_folder.trained_steps(run_dir)
+    generator = ", ".join(str(path) for path in run_folder.generator_files(run_dir))
+    record = {"time": now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
               **record, "seconds": round(time.time() - start, 1)}
     print(format_report(record))
-    print(f"appended to {append_metrics(run_dir, record)}")
+    print(f"appended to {run_folder.append_metrics(run_dir, record)}")
     return 0
 
 

@@ -26,15 +26,16 @@ import pathlib
 import sys
 from dataclasses import dataclass
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
 
 import atomic
 import classifier
 from data_loader import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, DataError, load_fer2013, read_face, to_float
+from lazy_import import lazy_import
+from repo import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
+keras = lazy_import("keras")  # loads when an extractor is built: --help and flag errors answer first
+
 DEFAULT_STATS_DIR = REPO_ROOT / "saved_models" / "fid_stats"
 DEFAULT_CLASSIFIER_PATH = REPO_ROOT / "saved_models" / "expression_classifier"
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -265,6 +266,13 @@ class RealFeatures:
         return len(self.features)
 
 
+def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarray:
+    """At most `max_n` of `images`, a seeded choice kept in data order (all of them when max_n is None)."""
+    if max_n is None or len(images) <= max_n:
+        return images
+    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:max_n])]
+
+
 def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, description: str = "",
                   cache_dir=DEFAULT_STATS_DIR) -> RealFeatures:
     """Features and statistics of real faces uint8 (N, 48, 48), from the cache when it holds them.
@@ -358,13 +366,6 @@ def _load_image_folder(folder: pathlib.Path) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-
-def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarray:
-    """At most `max_n` of `images`, a seeded choice kept in data order (all of them when max_n is None)."""
-    if max_n is None or len(images) <= max_n:
-        return images
-    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:max_n])]
-
 
 def emotion_label(name: str) -> int:
     """'Happy', 'happy' or '3' -> 3."""

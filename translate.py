@@ -32,11 +32,11 @@ import cv2
 import numpy as np
 
 import atomic
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import grids
+import run_folder
 from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, to_float, to_uint8
+from repo import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"
 CASCADE = "haarcascade_frontalface_default.xml"
 FER_MARGIN = 1.02        # crop side / Haar box side that reproduces FER2013's framing (measured)
@@ -130,12 +130,11 @@ def centre_face(image):
 
 def load_generator(run_dir):
     """The trained generator of a T1/T2 run folder; TranslateError when it is missing or broken."""
-    if not (pathlib.Path(run_dir) / "config.json").is_file():  # checked before Keras loads: instant
-        raise TranslateError(f"{run_dir}: no trained generator here (no config.json); pass --generator "
+    if not (pathlib.Path(run_dir) / run_folder.CONFIG).is_file():  # checked before Keras loads: instant
+        raise TranslateError(f"{run_dir}: no trained generator here (no {run_folder.CONFIG}); pass --generator "
                              "saved_models/<run> (a finished T1 or T2 training run)")
-    import trainer  # loads Keras: only once the photo is known to hold a face
-    try:
-        return trainer.load_translator(run_dir)
+    try:  # loads Keras: only once the photo is known to hold a face
+        return run_folder.load_translator(run_dir)
     except FileNotFoundError as err:
         raise TranslateError(f"{err}; pass --generator saved_models/<run> (a finished T1 or T2 "
                              "training run)") from None
