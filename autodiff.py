@@ -6,6 +6,7 @@ has a small adapter:
     forward(variables, fn) -> (outputs, backward)   run fn() once, keep it for a later gradient:
         backward(loss_fn) -> ((total, terms), grads wrt variables) of loss_fn(outputs)
     value_and_grad(variables, fn) -> ((total, terms), grads wrt variables)
+    constant(fn) -> fn()'s outputs, with nothing kept for a gradient (a forward pass no update needs)
     apply(optimizer, grads, variables)
 
 `fn`/`loss_fn` return (total, {term: value}); only `total` is differentiated. A gradient with respect
@@ -45,6 +46,10 @@ class Tensorflow:
         return (total, terms), self._dense(tape.gradient(total, variables))
 
     @staticmethod
+    def constant(fn):
+        return fn()  # no tape is recording
+
+    @staticmethod
     def _dense(grads):
         # Sparse (IndexedSlices) gradients make TF's Adam drift from the other backends.
         import tensorflow as tf
@@ -62,6 +67,12 @@ class Torch:
 
     def value_and_grad(self, variables, fn):
         return self._backward(variables, fn)
+
+    @staticmethod
+    def constant(fn):
+        import torch
+        with torch.no_grad():
+            return fn()
 
     @staticmethod
     def _backward(variables, fn):
@@ -109,6 +120,9 @@ class Jax:
         import jax
         return jax.value_and_grad(lambda values: self._run_with(variables, values, fn),
                                   has_aux=True)(self._values(variables))
+
+    def constant(self, fn):
+        return self._run_with([], [], fn)  # no vjp: nothing is kept
 
     @staticmethod
     def apply(optimizer, grads, variables):

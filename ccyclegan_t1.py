@@ -13,6 +13,13 @@ The starting point the other experiments are measured against (the original READ
   (G(x | own label) ~ x) weighted 0.1 x lambda_cyc.
 - One random other emotion per face per step (T2 uses all six).
 
+Defaults follow the original code's T1 (gtesei/ccyclegan `ccyclegan_t1.py`; see DESIGN.md): the
+adversarial term weighs 20 in G's loss (lambda_cyc 1, identity 0.1), G is half as wide as D (32 vs
+64 channels), and D and G are both updated on every batch. With an adversarial weight of 1, T1
+collapsed at lambda_cyc = 1 (README, Experiment Log: one template face per emotion). Unlike the
+original, no test faces are mixed into the training batches (its `use_test_in_batch=True`): that
+would make every metric on the test split meaningless.
+
     python ccyclegan_t1.py --data datasets/fer2013.csv          # train (see --help)
     python ccyclegan_t1.py --demo                              # minutes on CPU, synthetic faces
 """
@@ -36,17 +43,20 @@ blocks, losses = lazy_import("blocks"), lazy_import("losses")
 
 @dataclass
 class Config(train_config.TrainConfig):
-    base_filters: int = arg(64, "channels of the first G and D conv (doubling per level)", minimum=1)
+    base_filters: int = arg(64, "channels of D's first conv (doubling per level)", minimum=1)
+    g_base_filters: int = arg(32, "channels of G's first conv (doubling per level)", minimum=1)
+    g_gan_loss_w: float = arg(20.0, "G: adversarial loss weight")
     id_loss_ratio: float = arg(0.1, "identity L1 weight as a fraction of rec_loss_w")
 
-    DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12}  # small networks for --demo
+    # Small networks and the demo recipe's adversarial weight for --demo.
+    DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12, "g_base_filters": 12, "g_gan_loss_w": 1.0}
 
 
 # ## Networks
 
 def build_generator(config):
     """U-Net 48 -> 24 -> 12 -> 6 -> 3 and back, skips at every level; label planes at the input."""
-    f = config.base_filters
+    f = config.g_base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     target = keras.Input((), dtype="int32", name="target_label")
     x = layers.Concatenate()([face, blocks.LabelMap()(target, face)])

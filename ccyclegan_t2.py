@@ -10,7 +10,11 @@ What changes against T1 (the baseline) and why:
   through a translation.
 - D's emotion head (independent sigmoids, as in the original t26 code) learns real faces'
   emotions and "no emotion" for translations; G is trained to make it read the target emotion.
-- Defaults follow the paper: lambda_cl = lambda_cyc = 1, Adam(2e-4, beta=(0.5, 0.999)), batch 64.
+- Defaults follow the paper: lambda_cl = lambda_cyc = 1, Adam(2e-4, beta=(0.5, 0.999)), batch 64;
+  and the original code's schedule (`ccyclegan_t26.py`, see DESIGN.md): D is updated on every
+  batch, G on every 5th (`--d_g_ratio 5`), G and D 64 channels wide. Unlike the original, no test
+  faces are mixed into the training batches (its `use_test_in_batch=True`): that would make every
+  metric on the test split meaningless.
 
 Geometry (4x4 convs, stride 2, valid padding): 48 -> 23 -> 10 -> 4 -> 1, mirrored by the decoder
 with skip connections. Two layers are not instance-normalised, unlike the original Keras 2 code:
@@ -42,6 +46,7 @@ blocks, losses = lazy_import("blocks"), lazy_import("losses")
 @dataclass
 class Config(train_config.TrainConfig):
     base_filters: int = arg(64, "channels of the first G and D conv (doubling per level)", minimum=1)
+    d_g_ratio: int = arg(5, "update D on every step and G on every Nth (steps 0, N, 2N, ...)", minimum=1)
 
     DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12}  # small networks for --demo
 

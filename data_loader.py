@@ -1,9 +1,11 @@
 """FER2013 data layer: read, validate, cache and batch 48x48 grey faces with 7 emotion labels.
 
-Two sources are accepted, detected on their own:
-- the Kaggle CSV `fer2013.csv` (columns `emotion,pixels,Usage`; plain or `.gz`), and
+Three sources are accepted, detected on their own:
+- the Kaggle CSV `fer2013.csv` (columns `emotion,pixels,Usage`; plain or `.gz`),
 - the image-folder release: `train/<emotion>/*.jpg` and `test/<emotion>/*.jpg` (PNG too; emotion folder
-  names case-insensitive). `train/` becomes the Training split and `test/` the PublicTest split.
+  names case-insensitive). `train/` becomes the Training split and `test/` the PublicTest split; and
+- this loader's own compact `.npz` (the format of its cache; all of FER2013 is ~68 MB), written by
+  `python data_loader.py --export fer2013.npz [--data SOURCE]`: one file to copy to a GPU machine.
 
 Everything is validated up front with a one-line `DataError` naming the file and the line or image;
 images must already be 48x48 after grey conversion (we do not resize: FER2013 is 48x48, and a silent
@@ -15,8 +17,11 @@ second.
 from __future__ import annotations
 
 import hashlib
+import argparse
 import os
 import pathlib
+import sys
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +43,9 @@ CSV_COLUMNS = ("emotion", "pixels", "Usage")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FOLDER_SPLITS = {"train": "Training", "test": "PublicTest"}
 
-DEFAULT_CANDIDATES = ("datasets/fer2013.csv", "datasets/fer2013.csv.gz", "datasets/fer2013")
+DEFAULT_CANDIDATES = ("datasets/fer2013.csv", "datasets/fer2013.csv.gz", "datasets/fer2013",
+                      "datasets/fer2013.npz")
+NPZ_SUFFIX = ".npz"
 DEFAULT_CACHE_DIR = REPO_ROOT / "datasets" / "cache"
 HOW_TO_GET = (
     "get fer2013.csv from Kaggle's 'Challenges in Representation Learning: Facial Expression "
@@ -102,7 +109,7 @@ def load_fer2013(path: str | os.PathLike | None = None, cache: bool = True,
 
     The cache lives in `cache_dir`, else $CCYCLEGAN_CACHE_DIR, else datasets/cache/."""
     source = resolve_data_path(path)
-    if not cache:
+    if not cache or source.suffix.lower() == NPZ_SUFFIX:  # an .npz is as quick to read as its cache
         return _parse_source(source)
     cache_dir = cache_dir or os.environ.get("CCYCLEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
     cache_file = _cache_file(source, pathlib.Path(cache_dir))
@@ -117,7 +124,10 @@ def load_fer2013(path: str | os.PathLike | None = None, cache: bool = True,
 
 
 def _parse_source(source: pathlib.Path) -> FER2013:
-    splits = _read_image_folder(source) if source.is_dir() else _read_csv(source)
+    if source.is_dir():
+        splits = _read_image_folder(source)
+    else:
+        splits = _read_npz(source) if source.suffix.lower() == NPZ_SUFFIX else _read_csv(source)
     return FER2013(str(source), splits)
 
 
@@ -305,6 +315,61 @@ def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
 
 
 # ---------------------------------------------------------------------------------------------
+# The loader's .npz: its cache, and a compact copy of a source (--export)
+# ---------------------------------------------------------------------------------------------
+
+def _read_npz(path: pathlib.Path) -> dict[str, Split]:
+    """Splits of an .npz in the loader's format (split_names, <split>_images uint8 (N, 48, 48),
+    <split>_labels (N,) in 0..6), checked; DataError naming the file and what is wrong."""
+    def bad(reason: str):
+        return DataError(f"{path}: not a FER2013 .npz of data_loader.py ({reason}); write one with "
+                         "python data_loader.py --export FILE.npz")
+    if not zipfile.is_zipfile(path):  # else numpy takes it for a pickle and says so
+        raise bad("not a zip archive")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise bad(_first_line(err)) from None
+    if "split_names" not in arrays:
+        raise bad("no split_names")
+    splits = {}
+    for name in map(str, np.atleast_1d(arrays["split_names"])):
+        images, labels = arrays.get(f"{name}_images"), arrays.get(f"{name}_labels")
+        if name not in SPLITS:
+            raise bad(f"unknown split {name!r}")
+        if images is None or labels is None:
+            raise bad(f"{name}_images or {name}_labels missing")
+        if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise bad(f"{name}_images is {images.dtype} {images.shape}, expected uint8 (N, 48, 48)")
+        if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu" or (
+                len(labels) and not 0 <= labels.min() <= labels.max() < NUM_CLASSES):
+            raise bad(f"{name}_labels must be {len(images)} integer labels in 0..{NUM_CLASSES - 1}")
+        splits[name] = Split(name, images, labels.astype(np.int64))
+    if not splits:
+        raise bad("no splits")
+    return splits
+
+
+def _npz_arrays(data: FER2013) -> dict[str, np.ndarray]:
+    arrays = {"split_names": np.array(list(data.splits))}
+    for name, split in data.splits.items():
+        arrays[f"{name}_images"] = split.images
+        arrays[f"{name}_labels"] = split.labels
+    return arrays
+
+
+def export_npz(data: FER2013, path: str | os.PathLike) -> pathlib.Path:
+    """Write `data` as the loader's compressed .npz, atomically; --data reads it back."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() != NPZ_SUFFIX:
+        raise DataError(f"{path}: the export's name must end in {NPZ_SUFFIX}")
+    with atomic.replacing(path) as temporary:
+        np.savez_compressed(temporary, **_npz_arrays(data))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
 # Cache
 # ---------------------------------------------------------------------------------------------
 
@@ -324,19 +389,12 @@ def _cache_file(source: pathlib.Path, cache_dir: pathlib.Path) -> pathlib.Path:
 
 
 def _read_cache(cache_file: pathlib.Path, source: pathlib.Path) -> FER2013:
-    with np.load(cache_file) as archive:
-        names = [str(n) for n in archive["split_names"]]
-        splits = {n: Split(n, archive[f"{n}_images"], archive[f"{n}_labels"]) for n in names}
-    return FER2013(str(source), splits)
+    return FER2013(str(source), _read_npz(cache_file))
 
 
 def _write_cache(cache_file: pathlib.Path, data: FER2013) -> None:
-    arrays = {"split_names": np.array(list(data.splits))}
-    for name, split in data.splits.items():
-        arrays[f"{name}_images"] = split.images
-        arrays[f"{name}_labels"] = split.labels
     with atomic.replacing(cache_file) as temporary:
-        np.savez_compressed(temporary, **arrays)
+        np.savez_compressed(temporary, **_npz_arrays(data))
     # Caches of older versions of the same source are stale now.
     prefix = cache_file.name.rsplit("-", 1)[0] + "-"
     for stale in cache_file.parent.glob(prefix + "*.npz"):
@@ -423,3 +481,26 @@ def fixed_faces(split: Split, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(f"{split.name}: no {emotion} face to show in sample grids")
         indices.append(rng.choice(members))
     return to_float(split.images[indices]), np.arange(NUM_CLASSES, dtype=np.int32)
+
+
+def main(argv=None) -> int:
+    """`--export FILE.npz`: the source (--data, or datasets/fer2013.*) as one compact .npz."""
+    parser = argparse.ArgumentParser(description="Check a FER2013 source and export it as the loader's "
+                                     "compact .npz (one file to copy to a GPU machine; --data reads it).")
+    parser.add_argument("--export", required=True, metavar="FILE.npz", help="where to write the .npz")
+    parser.add_argument("--data", default=None, help="FER2013 CSV (.csv/.csv.gz), image folder or .npz "
+                        "(default datasets/fer2013.csv)")
+    args = parser.parse_args(argv)
+    try:
+        data = load_fer2013(args.data)
+        path = export_npz(data, args.export)
+    except (DataError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB): {counts} faces from {data.source}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,11 @@
     saved_models/<run>/train_log.jsonl      one line per step: every loss term
     saved_models/<run>/tensorboard/         the same scalars for TensorBoard
     saved_models/<run>/checkpoint.npz       G, D, both optimizers (arrays) and the state (step, ...)
-    saved_models/<run>/<name>.keras         the final generator's networks (T1: generator, T2: g_enc + g_dec)
+    saved_models/<run>/<name>.keras         the final generator's networks (T1: generator, T2: g_enc + g_dec):
+                                            the EMA of G's weights (G itself with --ema_decay 0)
+    saved_models/<run>/raw/<name>.keras     G itself at the end, when the above is its EMA
+    saved_models/<run>/best/<name>.keras    the generator at the best evaluation (--eval_every) ...
+    saved_models/<run>/best/best.json       ... its step, epoch and scores
     saved_models/<run>/metrics.jsonl        evaluations, one JSON line each
     images/<run>/step_0000200.png           sample grids
 
@@ -29,6 +33,9 @@ TENSORBOARD = "tensorboard"
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
 GENERATOR_SUFFIX = ".keras"
+RAW_GENERATOR = "raw"
+BEST_GENERATOR = "best"
+BEST_RECORD = "best.json"
 
 
 class RunFolderError(ValueError):
@@ -166,10 +173,26 @@ def generator_path(run_dir, name):
     return pathlib.Path(run_dir) / f"{name}{GENERATOR_SUFFIX}"
 
 
-def write_generator(run_dir, name, net):
-    """One network of the final generator as <name>.keras, atomically."""
-    with atomic.replacing(generator_path(run_dir, name)) as temporary:
-        net.save(temporary)
+def write_generator(run_dir, nets, variant=""):
+    """A generator's networks {name: net} as <variant>/<name>.keras, each atomically; variant "" is
+    the generator the tools load, RAW_GENERATOR or BEST_GENERATOR the others."""
+    folder = pathlib.Path(run_dir) / variant
+    folder.mkdir(exist_ok=True)
+    for name, net in nets.items():
+        with atomic.replacing(generator_path(folder, name)) as temporary:
+            net.save(temporary)
+
+
+def write_best(run_dir, nets, record):
+    """The best generator so far into best/, then its record (step, scores) as best/best.json."""
+    write_generator(run_dir, nets, BEST_GENERATOR)
+    atomic.write_text(pathlib.Path(run_dir) / BEST_GENERATOR / BEST_RECORD, json.dumps(record, indent=2))
+
+
+def read_best(run_dir):
+    """best/best.json as a dict, or None before the first evaluation."""
+    path = pathlib.Path(run_dir) / BEST_GENERATOR / BEST_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def generator_files(run_dir):

@@ -25,8 +25,8 @@ def arg(default, help, *, resumable=False, minimum=None):
 
 @dataclasses.dataclass
 class TrainConfig:
-    data: str = arg("", "FER2013 CSV (.csv/.csv.gz) or image folder; default datasets/fer2013.csv",
-                    resumable=True)
+    data: str = arg("", "FER2013 CSV (.csv/.csv.gz), image folder or the loader's .npz (data_loader.py "
+                        "--export); default datasets/fer2013.csv", resumable=True)
     run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)",
                         resumable=True)
     output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go", resumable=True)
@@ -54,12 +54,17 @@ class TrainConfig:
     adam_lr: float = arg(2e-4, "Adam learning rate (G and D)")
     adam_beta_1: float = arg(0.5, "Adam beta_1")
     adam_beta_2: float = arg(0.999, "Adam beta_2")
+    d_g_ratio: int = arg(1, "update D on every step and G on every Nth (steps 0, N, 2N, ...)", minimum=1)
+    ema_decay: float = arg(0.999, "grids, evaluation and the saved generator use an exponential moving "
+                                  "average of G's weights with this decay per G update (0: off, G itself)")
 
     # --demo: synthetic faces and a fast recipe (higher learning rate, lambda_cyc 10): a couple of
-    # minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %. Experiments
-    # add their own fields (their networks' width).
+    # minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %. It updates G
+    # on every step and shows G itself (no EMA: at decay 0.999, an average over 700 steps would still
+    # lean on the first ones). Experiments add their own fields (their networks' width).
     DEMO: ClassVar[dict] = {"batch_size": 24, "adam_lr": 2e-3, "rec_loss_w": 10.0, "epochs": 1000,
-                            "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100}
+                            "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100,
+                            "d_g_ratio": 1, "ema_decay": 0.0}
     DEMO_FACES: ClassVar[dict] = {"train_per_class": 64, "test_per_class": 16}
 
     @classmethod
@@ -74,6 +79,8 @@ class TrainConfig:
             if minimum is not None and value < minimum:
                 more = "at least 1" if minimum == 1 else f"{minimum} or more"
                 raise ConfigError(f"--{field.name} must be {more}, got {value}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"--ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if self.eval_every and not self.classifier:
             raise ConfigError("--eval_every needs --classifier PATH (an expression classifier .keras)")
         if self.classifier and not pathlib.Path(self.classifier).is_file():

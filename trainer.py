@@ -5,9 +5,12 @@ An experiment script (ccyclegan_t1.py, ccyclegan_t2.py) fulfils experiments.Expe
 networks, target draws, forward pass and losses. Its `main` reads the flags with train_config (no
 Keras yet) and hands them to `main` here. One training step (`GAN.train_step`) runs G forward once,
 updates D on real faces vs. those translations, then updates G against the updated D through the
-same forward pass; how gradients are taken on each backend is autodiff.py's business. Data
-parallelism (`--distribute`) comes from distribute.py: the trainer builds the model in its scope,
-scales the differentiated losses by its `grad_scale` and feeds `fit` through it. What the run
+same forward pass; with `--d_g_ratio N` only every Nth step updates G, and the others run a D-only
+step compiled apart (G forward with nothing kept for a gradient). How gradients are taken on each
+backend is autodiff.py's business. With `--ema_decay`, G's optimizer keeps an exponential moving
+average of G's weights (Keras' `use_ema`), which the grids, the evaluation and the saved generator
+use. Data parallelism (`--distribute`) comes from distribute.py: the trainer builds the model in
+its scope, scales the differentiated losses by its `grad_scale` and feeds `fit` through it. What the run
 writes, and how, is run_folder.py's.
 
 Backend-specific code lives in autodiff.py (gradients), distribute.py (tf.distribute, JAX
@@ -16,7 +19,7 @@ tf.distribute work-around in `GAN`, and TensorBoard scalars through `tf.summary`
 
 Entry points for other code: `main(experiment, config, given)`; `prepare(experiment, config, given)
 -> Run` and `train(run) -> GAN` (its two halves); `build_model`, `save_checkpoint`,
-`load_checkpoint`; `GAN.translate`/`reconstruct` during training; `EvaluationCallback`.
+`load_checkpoint`; `GAN.translate`/`reconstruct` during training; `EvaluationCallback`, `KeepBest`.
 """
 import dataclasses
 import functools
@@ -58,6 +61,15 @@ class NonFiniteError(RuntimeError):
 # The GAN model: one train step, three backends
 # ---------------------------------------------------------------------------------------------
 
+class KeepWeightsOptimizer(keras.optimizers.MultiOptimizer):
+    """A MultiOptimizer after whose fit() G keeps its own weights: Keras would overwrite them with
+    their moving average at the end of every fit(), and the trainer fits a few epochs at a time. The
+    average serves where it is meant to (GAN.generator)."""
+
+    def finalize_variable_values(self, var_list):
+        pass
+
+
 class GAN(keras.Model):
     """G and D of one experiment, trained by `fit`; `translate` serves evaluation and grids."""
 
@@ -68,45 +80,61 @@ class GAN(keras.Model):
         # differentiates grad_scale x its loss; multi-worker TF wants logs of shape (1,).
         self.grad_scale, self.vector_logs = grad_scale, vector_logs
         self.nets = nets
-        self.g_networks = [net for name, net in nets.items() if name != experiments.DISCRIMINATOR]
+        self.g_nets = {name: net for name, net in nets.items() if name != experiments.DISCRIMINATOR}
         self.discriminator = nets[experiments.DISCRIMINATOR]
         for net in nets.values():
             if net.non_trainable_variables:
                 raise ValueError(f"{net.name}: the trainer needs networks without non-trainable "
                                  "state (no BatchNormalization or Dropout)")
-        self.g_variables = [v for net in self.g_networks for v in net.trainable_variables]
+        self.g_variables = [v for net in self.g_nets.values() for v in net.trainable_variables]
         self.d_variables = list(self.discriminator.trainable_variables)
-        self.g_optimizer = self._adam("g_adam")
+        # Keras' EMA: after each G update, average = decay * average + (1 - decay) * weight; the
+        # first update copies G. It lives in the optimizer's variables, so checkpoints hold it.
+        self.g_optimizer = self._adam("g_adam", use_ema=config.ema_decay > 0,
+                                      ema_momentum=config.ema_decay or 0.99)
         self.d_optimizer = self._adam("d_adam")
         d_ids = {id(v) for v in self.d_variables}
         # One optimizer object for Keras (JAX keeps its variables in the train state); each
         # update still goes through its own Adam.
-        self.compile(optimizer=keras.optimizers.MultiOptimizer(
+        self.compile(optimizer=KeepWeightsOptimizer(
             lambda v: self.d_optimizer if id(v) in d_ids else self.g_optimizer))
         self.optimizer.build(self.g_variables + self.d_variables)
+        for average, variable in zip(self._averages(), self.g_variables):
+            # Grids before the first G update show G, not zeros. A copy: on JAX, variables that shared
+            # an array would lose it when fit() donates one of them.
+            average.assign(ops.copy(variable))
         self.built = True
         self._inference = None
-        self.step = 0          # global step, counted on the host by StepLog
+        self.step = 0          # global step, counted on the host by the train function
         self.failure = None    # message of a non-finite loss/weight, set by the callbacks
 
-    def _adam(self, name):
+    def _adam(self, name, **ema):
         c = self.config
-        return keras.optimizers.Adam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name)
+        return keras.optimizers.Adam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name, **ema)
 
-    def _gan_step(self, batch, autodiff):
+    def updates_g(self, step):
+        """Whether step `step` (0-based) updates G: every d_g_ratio-th one, from the first on."""
+        return step % self.config.d_g_ratio == 0
+
+    def _gan_step(self, batch, autodiff, updates_g):
         exp, nets, config = self.experiment, self.nets, self.config
-        # 1. translate the batch; the forward pass is kept for G's update in step 3
-        generated, g_backward = autodiff.forward(self.g_variables, lambda: exp.generate(nets, batch))
+        # 1. translate the batch; the forward pass is kept for G's update in step 3 if there is one
+        if updates_g:
+            generated, g_backward = autodiff.forward(self.g_variables, lambda: exp.generate(nets, batch))
+        else:
+            generated = autodiff.constant(lambda: exp.generate(nets, batch))
         # 2. update D on real faces vs. the translations (held constant)
         constant = keras.tree.map_structure(ops.stop_gradient, generated)
         (_, d_terms), d_grads = autodiff.value_and_grad(
             self.d_variables, self._scaled(lambda: exp.discriminator_loss(nets, batch, constant, config)))
         autodiff.apply(self.d_optimizer, d_grads, self.d_variables)
-        # 3. update G against the updated D
-        (_, g_terms), g_grads = g_backward(
-            self._scaled(lambda gen: exp.generator_loss(nets, batch, gen, config)))
-        autodiff.apply(self.g_optimizer, g_grads, self.g_variables)
-        logs = {**{f"D/{k}": v for k, v in d_terms.items()}, **{f"G/{k}": v for k, v in g_terms.items()}}
+        logs = {f"D/{k}": v for k, v in d_terms.items()}
+        # 3. update G against the updated D (and G's moving average)
+        if updates_g:
+            (_, g_terms), g_grads = g_backward(
+                self._scaled(lambda gen: exp.generator_loss(nets, batch, gen, config)))
+            autodiff.apply(self.g_optimizer, g_grads, self.g_variables)
+            logs.update({f"G/{k}": v for k, v in g_terms.items()})
         return {k: ops.reshape(v, (1,)) for k, v in logs.items()} if self.vector_logs else logs
 
     def _scaled(self, loss_fn):
@@ -118,18 +146,40 @@ class GAN(keras.Model):
         return scaled
 
     if BACKEND == "jax":
-        def train_step(self, state, data):
+        def train_step(self, state, data, updates_g=True):
             trainable, non_trainable, optimizer_values, metric_values = state
             groups = (self.trainable_variables, self.non_trainable_variables,
                       self.optimizer.variables, self.metrics_variables)
             values = (*trainable, *non_trainable, *optimizer_values, *metric_values)
             variables = [v for group in groups for v in group]
             with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                logs = self._gan_step(Batch(*data), autodiff.for_backend(scope, variables))
+                logs = self._gan_step(Batch(*data), autodiff.for_backend(scope, variables), updates_g)
             return logs, tuple([scope.get_current_value(v) for v in group] for group in groups)
     else:
-        def train_step(self, data):
-            return self._gan_step(Batch(*data), autodiff.for_backend())
+        def train_step(self, data, updates_g=True):
+            return self._gan_step(Batch(*data), autodiff.for_backend(), updates_g)
+
+    def make_train_function(self, force=False):
+        """Keras' train function, made twice -- the full step and the D-only one -- and chosen on
+        the host before every step by `updates_g(self.step)`; it counts the steps."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        steps = {}
+        for updates_g in (True, False):
+            # Keras compiles the `train_step` it finds on the model: TF and JAX when the function is
+            # made (a function object of its own per kind, as JAX's trace cache is keyed by the
+            # function), torch at every call (so the dispatcher below sets it again).
+            self.train_step = functools.partial(type(self).train_step, self, updates_g=updates_g)
+            super().make_train_function(force=True)
+            steps[updates_g] = self.train_step, self.train_function
+
+        def train_function(*args):
+            self.train_step, function = steps[self.updates_g(self.step)]
+            logs = function(*args)
+            self.step += 1
+            return logs
+        self.train_function = train_function
+        return train_function
 
     if BACKEND == "tensorflow":
         def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -148,11 +198,28 @@ class GAN(keras.Model):
     def reconstruct(self, images, labels, batch_size=256):
         return self._translator().reconstruct(images, labels, batch_size)
 
+    def generator(self):
+        """G's networks {name: net} as grids, evaluations and the saved generator use them: copies
+        holding the moving average of G's weights (brought up to date here), or G's own without EMA."""
+        return self._translator().nets
+
+    def _averages(self):
+        """The moving averages of g_variables, in their order ([] without EMA); read as Keras' own
+        SwapEMAWeights callback reads them."""
+        return self.g_optimizer._model_variables_moving_average if self.g_optimizer.use_ema else []
+
     def _translator(self):
         if hasattr(self, "jax_state_sync"):
             self.jax_state_sync()  # JAX fit() keeps the fresh weights outside the variables
         if self._inference is None:
-            self._inference = Translator(self.experiment, self.config, self.nets)
+            nets = ({name: keras.models.clone_model(net) for name, net in self.g_nets.items()}
+                    if self.g_optimizer.use_ema else self.g_nets)
+            self._inference = Translator(self.experiment, self.config, nets)
+        if self.g_optimizer.use_ema:
+            averages = iter(self._averages())
+            for net in self._inference.nets.values():
+                for variable in net.trainable_variables:
+                    variable.assign(ops.copy(next(averages)))
         return self._inference
 
 
@@ -205,7 +272,7 @@ def load_checkpoint(model, run_dir):
 # ---------------------------------------------------------------------------------------------
 
 class StepLog(keras.callbacks.Callback):
-    """Counts steps; logs every loss term (JSONL + TensorBoard); stops at the last step or on a
+    """Logs every loss term of a step (JSONL + TensorBoard); stops at the last step or on a
     non-finite loss."""
 
     def __init__(self, run_dir, steps_per_epoch, last_step):
@@ -223,7 +290,6 @@ class StepLog(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         model = self.model
-        model.step += 1
         losses = {k: float(v) for k, v in (logs or {}).items() if "/" in k}
         record = {"step": model.step, "epoch": (model.step - 1) // self.steps_per_epoch,
                   "time": round(time.time() - self.started, 3), **losses}
@@ -321,6 +387,36 @@ class EvaluationCallback(keras.callbacks.Callback):
             means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
                      "expression_accuracy": record["mean"]["accuracy"]}
             logs.update({key: value for key, value in means.items() if value is not None})
+
+
+class KeepBest(keras.callbacks.Callback):
+    """After each evaluation (an EvaluationCallback placed before this one), keeps the generator with
+    the best score so far in best/ and its step and scores in best/best.json. Best = the highest
+    minimum relative expression accuracy over the target emotions (every emotion must change), ties
+    going to the lower KID; without accuracies, the lower KID."""
+
+    SCORES = ("min_relative_accuracy", "kid")
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+        self.best = run_folder.read_best(run_dir)  # a resumed run competes with its earlier best
+
+    @staticmethod
+    def rank(scores):
+        """Sort key of an evaluation's scores: lower is better."""
+        accuracy = scores.get("min_relative_accuracy")
+        return -accuracy if accuracy is not None else math.inf, scores.get("kid", math.inf)
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = {key: float(logs[key]) for key in self.SCORES if (logs or {}).get(key) is not None}
+        if not scores:  # no evaluation at this epoch
+            return
+        if self.best is None or self.rank(scores) < self.rank(self.best["scores"]):
+            self.best = {"step": self.model.step, "epoch": epoch + 1, "scores": scores}
+            run_folder.write_best(self.run_dir, self.model.generator(), self.best)
+            print(f"best so far: step {self.model.step}, {json.dumps(scores)}; generator in "
+                  f"{self.run_dir / run_folder.BEST_GENERATOR}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,7 +571,7 @@ def train(run):
     grid = SampleGrid(run.images_dir, faces, labels, config.sample_interval)
     callbacks = [step_log, checkpointer, grid]
     if config.eval_every:
-        callbacks.append(_evaluation_callback(run))
+        callbacks += [_evaluation_callback(run), KeepBest(run_dir)]
     for callback in callbacks:
         callback.set_model(model)
     if model.step == 0:
@@ -511,10 +607,13 @@ def train(run):
             grid.write()
     finally:
         step_log.close()
-    for name, net in model.nets.items():
-        if name != experiments.DISCRIMINATOR:
-            run_folder.write_generator(run_dir, name, net)
-    print(f"done: {model.step} steps; generator in {run_dir}, grids in {run.images_dir}")
+    run_folder.write_generator(run_dir, model.generator())
+    if model.g_optimizer.use_ema:
+        run_folder.write_generator(run_dir, model.g_nets, run_folder.RAW_GENERATOR)
+    best = run_folder.read_best(run_dir)
+    print(f"done: {model.step} steps; generator in {run_dir}"
+          + (f", the best one (step {best['step']}) in {run_dir / run_folder.BEST_GENERATOR}" if best else "")
+          + f", grids in {run.images_dir}")
     return model
 
 

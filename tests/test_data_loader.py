@@ -1,6 +1,7 @@
 import gzip
 import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -196,6 +197,45 @@ def test_unknown_emotion_folder_is_named(tmp_path):
 def test_folder_without_splits_is_named(tmp_path):
     with pytest.raises(DataError, match="needs train/ and/or test/"):
         dl.load_fer2013(tmp_path, cache=False)
+
+
+def test_exported_npz_round_trips_through_the_command_line_and_load(tmp_path, capsys):
+    train, test = faces(9, 4), faces(3, 5)
+    source = dl.write_fer2013_csv(tmp_path / "f.csv", {"Training": (train, np.arange(9) % 7),
+                                                      "PrivateTest": (test, np.array([1, 2, 3]))})
+    assert dl.main(["--export", str(tmp_path / "fer.npz"), "--data", str(source)]) == 0
+    assert "Training 9, PrivateTest 3 faces" in capsys.readouterr().out
+    exported, original = dl.load_fer2013(tmp_path / "fer.npz"), dl.load_fer2013(source, cache=False)
+    assert list(exported.splits) == list(original.splits) and exported.source == str(tmp_path / "fer.npz")
+    for name, split in original.splits.items():
+        np.testing.assert_array_equal(exported.split(name).images, split.images)
+        np.testing.assert_array_equal(exported.split(name).labels, split.labels)
+
+
+BAD_NPZ = {
+    "not a zip": (None, "not a zip archive"),
+    "no split names": ({"Training_images": faces(2)}, "no split_names"),
+    "unknown split": ({"split_names": np.array(["Train"])}, "unknown split 'Train'"),
+    "float images": ({"split_names": np.array(["Training"]), "Training_images": faces(2).astype(np.float32),
+                      "Training_labels": np.array([0, 1])}, "expected uint8 (N, 48, 48)"),
+    "label 7": ({"split_names": np.array(["Training"]), "Training_images": faces(2),
+                 "Training_labels": np.array([0, 7])}, "2 integer labels in 0..6"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_NPZ, ids=list(BAD_NPZ))
+def test_bad_npz_is_one_error_line_naming_the_file(tmp_path, case, capsys):
+    arrays, message = BAD_NPZ[case]
+    path = tmp_path / "bad.npz"
+    if arrays is None:
+        path.write_text("emotion,pixels,Usage\n")
+    else:
+        np.savez(path, **arrays)
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: not a FER2013 .npz.*{re.escape(message)}"):
+        dl.load_fer2013(path)
+    assert dl.main(["--export", str(tmp_path / "out.npz"), "--data", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and not (tmp_path / "out.npz").exists()
 
 
 # ------------------------------------------------------------------------------------------
