@@ -51,11 +51,16 @@ def log(run_dir):
     return [json.loads(line) for line in (pathlib.Path(run_dir) / run_folder.TRAIN_LOG).read_text().splitlines()]
 
 
+# T1 with G updated on every 2nd step (and G's moving average, on by default)
+T1_SCHEDULE = ["--g_base_filters", "4", "--d_g_ratio", "2"]
+
+
 @pytest.fixture(scope="module")
 def straight_t1(tiny_csv, tmp_path_factory):
     """A 5-step T1 run, uninterrupted (crosses the epoch boundary after step 3)."""
     root = tmp_path_factory.mktemp("straight")
-    assert run(ccyclegan_t1, root, "--data", tiny_csv, "--run_name", "r", "--max_steps", 5, *TINY) == 0
+    assert run(ccyclegan_t1, root, "--data", tiny_csv, "--run_name", "r", "--max_steps", 5, *TINY,
+               *T1_SCHEDULE) == 0
     return root
 
 
@@ -67,29 +72,32 @@ def test_run_folder_holds_config_log_tensorboard_checkpoint_generator_and_grids(
     assert [r["step"] for r in records] == [1, 2, 3, 4, 5]
     assert [r["epoch"] for r in records] == [0, 0, 0, 1, 1]
     assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/cyc", "G/id", "G/total"} <= set(records[0])
-    assert all(np.isfinite(r["G/total"]) for r in records)
+    assert [any(k.startswith("G/") for k in r) for r in records] == [True, False, True, False, True]
+    assert all(np.isfinite(r["D/total"]) for r in records)
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads(str(arrays(run_dir)["state"]))["step"] == 5
     assert (run_dir / "generator.keras").is_file() and not (run_dir / "d.keras").exists()
+    assert (run_dir / "raw" / "generator.keras").is_file()  # G itself; the one above is its EMA
     grids = sorted(p.name for p in images.glob("*.png"))
     assert grids == ["step_0000000.png", "step_0000002.png", "step_0000004.png", "step_0000005.png"]
     assert not list(run_dir.glob("*.tmp*")) and not list(images.glob("*.tmp*"))
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(straight_t1, tiny_csv, tmp_path):
-    args = ["--data", tiny_csv, "--run_name", "r", *TINY]
+    """Also with G's moving average and a D-only step on either side of the interruption."""
+    args = ["--data", tiny_csv, "--run_name", "r", *TINY, *T1_SCHEDULE]
     assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 2) == 0
     assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 5, "--resume") == 0
     resumed, straight = arrays(tmp_path / "saved_models" / "r"), arrays(straight_t1 / "saved_models" / "r")
     assert resumed.keys() == straight.keys()
-    for key in straight:  # G, D, both Adams (moments and iteration counts) and the step
+    for key in straight:  # G, D, both Adams (moments, G's moving average, iteration counts) and the step
         np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
     without_time = lambda records: [{k: v for k, v in r.items() if k != "time"} for r in records]  # noqa: E731
     assert without_time(log(tmp_path / "saved_models" / "r")) == without_time(log(straight_t1 / "saved_models" / "r"))
 
 
 def test_resume_refuses_changed_networks_and_a_reused_run_folder(straight_t1, tiny_csv, capsys):
-    args = ["--data", tiny_csv, "--run_name", "r", *TINY]
+    args = ["--data", tiny_csv, "--run_name", "r", *TINY, *T1_SCHEDULE]
     assert run(ccyclegan_t1, straight_t1, *args) == 2
     assert "run folder exists; pass --resume" in capsys.readouterr().err
     assert run(ccyclegan_t1, straight_t1, *args, "--resume", "--base_filters", 8) == 2
@@ -106,7 +114,7 @@ def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
     assert np.all(np.abs(out) <= 1)
     model = trainer.build_model(ccyclegan_t1, translator.config)
     trainer.load_checkpoint(model, straight_t1 / "saved_models" / "r")
-    np.testing.assert_allclose(model.translate(faces, (labels + 2) % 7), out, atol=1e-5)
+    np.testing.assert_allclose(model.translate(faces, (labels + 2) % 7), out, atol=1e-5)  # both the EMA
     np.testing.assert_allclose(model.reconstruct(faces, labels), translator.reconstruct(faces, labels),
                                atol=1e-5)
     with pytest.raises(run_folder.RunFolderError, match="not a run folder"):
@@ -117,7 +125,7 @@ def test_t2_saves_encoder_and_decoder_and_logs_its_terms(tiny_csv, tmp_path):
     assert run(ccyclegan_t2, tmp_path, "--data", tiny_csv, "--max_steps", 2, *TINY) == 0
     run_dir = tmp_path / "saved_models" / "t2"
     assert (run_dir / "g_enc.keras").is_file() and (run_dir / "g_dec.keras").is_file()
-    assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/rec"} <= set(log(run_dir)[-1])
+    assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/rec"} <= set(log(run_dir)[0])  # step 1 updates G
     translator = run_folder.load_translator(run_dir)
     assert translator.translate(np.zeros((3, 48, 48, 1), np.float32), 5).shape == (3, 48, 48, 1)
 
@@ -152,6 +160,8 @@ def test_bad_command_line_input_is_one_error_line_and_exit_status_2(tiny_csv, tm
         ("--data", tiny_csv, "--epochs", "many"): "argument --epochs: invalid int value",
         ("--data", tiny_csv, "--no_such_flag"): "unrecognized arguments: --no_such_flag",
         ("--data", tiny_csv, "--eval_every", 1): "--eval_every needs --classifier",
+        ("--data", tiny_csv, "--d_g_ratio", 0): "--d_g_ratio must be at least 1",
+        ("--data", tiny_csv, "--ema_decay", 1): "--ema_decay must be in [0, 1)",
         ("--data", tiny_csv, "--eval_every", 1, "--classifier", tmp_path / "c.keras"): "classifier file not found",
     }
     for args, message in cases.items():
@@ -191,7 +201,7 @@ import importlib, run_folder, trainer
 init, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for name in ("ccyclegan_t1", "ccyclegan_t2"):
     experiment = importlib.import_module(name)
-    model = trainer.build_model(experiment, experiment.Config(base_filters=4, batch_size=4))
+    model = trainer.build_model(experiment, experiment.Config(base_filters=4, batch_size=4, d_g_ratio=2))
     if (init / name / run_folder.CHECKPOINT).exists():
         trainer.load_checkpoint(model, init / name)
     else:
@@ -200,16 +210,17 @@ for name in ("ccyclegan_t1", "ccyclegan_t2"):
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, (4, 48, 48, 1)).astype("float32")
     labels = np.array([0, 3, 5, 6], "int32")
-    batches = [(images, labels, experiment.draw_targets(labels, rng)) for _ in range(2)]
-    model.fit((b for b in batches), epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    batches = [(images, labels, experiment.draw_targets(labels, rng)) for _ in range(3)]
+    model.fit((b for b in batches), epochs=1, steps_per_epoch=3, verbose=0, shuffle=False)
     (out / name).mkdir(parents=True)
-    trainer.save_checkpoint(model, out / name, {"step": 2})
+    trainer.save_checkpoint(model, out / name, {"step": 3})
 """
 
 
 def test_two_steps_agree_across_tensorflow_jax_and_torch(tmp_path):
-    """From the same weights, two train steps give the same G, D and Adam states on every backend
-    installed (torch is optional): the per-backend gradient code computes one algorithm."""
+    """From the same weights, three train steps (full, D-only, full) give the same G, D, Adam and
+    moving-average states on every backend installed (torch is optional): the per-backend gradient
+    code computes one algorithm."""
     backends = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
     for backend in backends:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -236,3 +247,70 @@ def test_eval_every_adds_the_evaluation_callback(tiny_csv, synthetic_judge_path,
     records = [json.loads(line) for line in
                (tmp_path / "saved_models" / "t2" / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["step"] == 2
+
+
+def test_d_g_ratio_updates_g_on_every_kth_step_and_its_average_follows_the_formula():
+    """7 steps at d_g_ratio 3: D is updated 7 times, G 3 times (steps 0, 3, 6) and not in between;
+    G's average is G after its first update, then decay * average + (1 - decay) * G."""
+    import keras
+    decay = 0.75
+    model = trainer.build_model(ccyclegan_t2, ccyclegan_t2.Config(base_filters=4, batch_size=4, d_g_ratio=3,
+                                                                  ema_decay=decay))
+    weights = lambda variables: [keras.ops.convert_to_numpy(v).copy() for v in variables]  # noqa: E731
+    g_after, d_after, logged = [weights(model.g_variables)], [weights(model.d_variables)], []
+
+    def record(batch, logs):
+        g_after.append(weights(model.g_variables))
+        d_after.append(weights(model.d_variables))
+        logged.append(set(logs))
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 2, 4, 6], np.int32)
+    batches = [(rng.uniform(-1, 1, (4, 48, 48, 1)).astype(np.float32), labels,
+                ccyclegan_t2.draw_targets(labels, rng)) for _ in range(7)]
+    model.fit((b for b in batches), epochs=1, steps_per_epoch=7, verbose=0, shuffle=False,
+              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=record)])
+
+    assert model.step == 7
+    assert int(model.d_optimizer.iterations) == 7 and int(model.g_optimizer.iterations) == 3
+    changed = lambda snapshots, i: any(not np.array_equal(a, b) for a, b in zip(snapshots[i], snapshots[i + 1]))  # noqa: E731
+    assert [changed(g_after, i) for i in range(7)] == [True, False, False, True, False, False, True]
+    assert all(changed(d_after, i) for i in range(7))
+    assert [any(k.startswith("G/") for k in keys) for keys in logged] == [True, False, False, True, False, False, True]
+    expected = g_after[1]
+    for step in (4, 7):
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, g_after[step])]
+    for average, value in zip(weights(model._averages()), expected):
+        np.testing.assert_allclose(average, value, rtol=1e-6, atol=1e-7)
+    ema_weights = [w for net in model.generator().values() for w in weights(net.trainable_variables)]
+    for used, value in zip(ema_weights, expected):  # grids, evaluation and the saved generator
+        np.testing.assert_allclose(used, value, rtol=1e-6, atol=1e-7)
+
+
+class ScriptedEvaluation:
+    """Stands in for trainer.EvaluationCallback: puts the next scripted scores into the epoch logs."""
+
+    def __init__(self, scores):
+        self.scores = iter(scores)
+
+    def __call__(self, run):
+        import keras
+        return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(next(self.scores)))
+
+
+def test_keep_best_writes_the_generator_of_the_best_evaluation_into_best(tiny_csv, tmp_path, monkeypatch,
+                                                                          capsys):
+    # 3 epochs of 3 steps: the minimum relative accuracy rises, then ties; KID breaks the tie
+    scores = [{"min_relative_accuracy": 0.2, "kid": 0.1}, {"min_relative_accuracy": 0.5, "kid": 0.3},
+              {"min_relative_accuracy": 0.5, "kid": 0.2}]
+    monkeypatch.setattr(trainer, "_evaluation_callback", ScriptedEvaluation(scores))
+    classifier = tmp_path / "judge.keras"
+    classifier.write_bytes(b"")
+    assert run(ccyclegan_t1, tmp_path, "--data", tiny_csv, "--max_steps", 9, "--eval_every", 1,
+               "--classifier", classifier, *TINY, *T1_SCHEDULE) == 0
+    best_dir = tmp_path / "saved_models" / "t1" / "best"
+    assert json.loads((best_dir / "best.json").read_text()) == {"step": 9, "epoch": 3, "scores": scores[2]}
+    assert (best_dir / "generator.keras").is_file()
+    out = capsys.readouterr().out
+    assert [line.split(",")[0] for line in out.splitlines() if line.startswith("best so far")] == [
+        "best so far: step 3", "best so far: step 6", "best so far: step 9"]
+    assert f"the best one (step 9) in {best_dir}" in out
