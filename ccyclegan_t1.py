@@ -44,19 +44,25 @@ blocks, losses = lazy_import("blocks"), lazy_import("losses")
 @dataclass
 class Config(train_config.TrainConfig):
     base_filters: int = arg(64, "channels of D's first conv (doubling per level)", minimum=1)
-    g_base_filters: int = arg(32, "channels of G's first conv (doubling per level)", minimum=1)
+    g_base_filters: int = arg(0, "channels of G's first conv (doubling per level); 0: half of "
+                                 "base_filters, as in the original T1 (G 32, D 64)", minimum=0)
     g_gan_loss_w: float = arg(20.0, "G: adversarial loss weight")
     id_loss_ratio: float = arg(0.1, "identity L1 weight as a fraction of rec_loss_w")
 
     # Small networks and the demo recipe's adversarial weight for --demo.
     DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12, "g_base_filters": 12, "g_gan_loss_w": 1.0}
 
+    @classmethod
+    def saved_values(cls, saved):
+        return {"g_base_filters": saved.get("base_filters", 0),  # before the flag, G was as wide as D
+                **super().saved_values(saved)}
+
 
 # ## Networks
 
 def build_generator(config):
     """U-Net 48 -> 24 -> 12 -> 6 -> 3 and back, skips at every level; label planes at the input."""
-    f = config.g_base_filters
+    f = config.g_base_filters or max(1, config.base_filters // 2)
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     target = keras.Input((), dtype="int32", name="target_label")
     x = layers.Concatenate()([face, blocks.LabelMap()(target, face)])

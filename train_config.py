@@ -66,6 +66,14 @@ class TrainConfig:
                             "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100,
                             "d_g_ratio": 1, "ema_decay": 0.0}
     DEMO_FACES: ClassVar[dict] = {"train_per_class": 64, "test_per_class": 16}
+    # Flags added after run folders were written, with what those runs trained with.
+    PREDATED: ClassVar[dict] = {"d_g_ratio": 1, "ema_decay": 0.0}
+
+    @classmethod
+    def saved_values(cls, saved):
+        """Field values from a run's config.json (a dict); flags the run predates as it trained."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return {**cls.PREDATED, **{k: v for k, v in saved.items() if k in fields}}
 
     @classmethod
     def resumable_fields(cls):

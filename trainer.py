@@ -463,11 +463,11 @@ def _resumed_config(experiment, config, given, run_dir):
                           f"{experiments.name_of(experiment)!r}; it cannot be resumed by this script")
     fields = {f.name for f in dataclasses.fields(experiment.Config)}
     resumable = experiment.Config.resumable_fields()
+    values = experiment.Config.saved_values(saved)
     for name in sorted(given - resumable):
-        if name in fields and getattr(config, name) != saved.get(name):
+        if name in fields and getattr(config, name) != values.get(name):
             raise ConfigError(f"--{name} {getattr(config, name)!r} differs from the run's "
-                              f"{saved.get(name)!r} ({config_path}); it cannot change on --resume")
-    values = {k: v for k, v in saved.items() if k in fields}
+                              f"{values.get(name)!r} ({config_path}); it cannot change on --resume")
     values.update({k: getattr(config, k) for k in given & resumable & fields})
     try:
         return experiment.Config(**values)
