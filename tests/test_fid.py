@@ -97,17 +97,6 @@ def test_kid_needs_two_samples_a_side():
 # Extractors and the real-feature cache
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_classifier_path(tmp_path_factory):
-    """An untrained, tiny classifier: enough for plumbing (features are deterministic)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("tiny_classifier") / "classifier.keras"
-    classifier.build_classifier(width=4, num_blocks=1, dense_units=8, augment=False).save(path)
-    return path
-
-
 @pytest.fixture
 def counted(monkeypatch):
     """How many faces each extractor call saw, in order."""
