@@ -25,6 +25,7 @@ import json
 import os
 import pathlib
 import sys
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -343,6 +344,8 @@ def load_images(path) -> np.ndarray:
         return _load_image_folder(path)
     if not path.is_file():
         raise FIDError(f"{path}: no such file or folder (give a folder of PNG/JPG faces or an .npz)")
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and blame that
+        raise FIDError(f"{path}: not an .npz (give a folder of 48x48 PNG/JPG faces or an .npz)")
     try:
         with np.load(path) as archive:
             arrays = {name: archive[name] for name in archive.keys()}

@@ -284,6 +284,8 @@ CASES = [
          lambda env: fid_command(env, data=image_release_with_hidden_files(env), images=images_with_hidden_files(env)),
          0, r"^real: .*fer2013 PublicTest/Happy, N=3", keras=True),
     # Messages that name the right culprit (item 14)
+    Case("fid: --images a single PNG, not a folder or .npz",
+         lambda env: fid_command(env, images=face_png(env)), 2, r"face\.png: not an \.npz \(give a folder"),
     Case("fid: a damaged gzip is blamed, not a CSV line",
          lambda env: fid_command(env, data=damaged_gzip(env)), 2, r"fer2013\.csv\.gz: damaged gzip file \(CRC"),
     Case("evaluate: a CSV with one emotion names the file",
