@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import pathlib
 import sys
@@ -63,7 +64,7 @@ class Run:
         if not text and self.script and script.is_file():
             try:
                 text = ast.get_docstring(ast.parse(script.read_text())) or ""
-            except SyntaxError:
+            except (SyntaxError, ValueError, OSError):  # not a Python script (binary, unreadable): no docstring
                 text = ""
         return str(text).strip().splitlines()[0] if str(text).strip() else ""
 
@@ -71,20 +72,24 @@ class Run:
 def load_run(folder) -> Run:
     folder = pathlib.Path(folder)
     if not folder.is_dir():
-        raise CompareError(f"{folder}: no such run folder")
+        raise CompareError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} run folder")
     config = {}
     if (folder / CONFIG_FILE).exists():
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
             raise CompareError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
         if not isinstance(config, dict):
             raise CompareError(f"{folder / CONFIG_FILE}: expected a JSON object")
     metrics = folder / METRICS_FILE
     if not metrics.exists():
         raise CompareError(f"{metrics}: no metrics yet; evaluate the run first: python evaluate.py {folder}")
+    try:
+        lines = metrics.read_text().splitlines()
+    except (ValueError, OSError) as err:
+        raise CompareError(f"{metrics}: not a readable text file ({err})") from None
     records = []
-    for number, line in enumerate(metrics.read_text().splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -93,10 +98,26 @@ def load_run(folder) -> Run:
             raise CompareError(f"{metrics}: line {number}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get("mean"), dict):
             raise CompareError(f"{metrics}: line {number}: not an evaluation record (no 'mean' metrics)")
-        records.append(record)
+        records.append(_checked_numbers(record, f"{metrics}: line {number}"))
     if not records:
         raise CompareError(f"{metrics}: empty; evaluate the run first: python evaluate.py {folder}")
     return Run(folder, config, records)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _checked_numbers(record: dict, where: str) -> dict:
+    """The record, if the numbers the log shows are numbers or null; a bare NaN (older files) becomes null."""
+    for name, holder in (("step", record), ("epoch", record), ("fid", record["mean"]), ("kid", record["mean"]),
+                         ("accuracy", record["mean"])):
+        value = holder.get(name)
+        if value is not None and not _is_number(value):
+            raise CompareError(f"{where}: {name} {value!r} is not a number")
+        if value is not None and not math.isfinite(value):
+            holder[name], holder[f"{name}_nonfinite"] = None, True
+    return record
 
 
 def _number(value, digits: int) -> str:
@@ -105,7 +126,7 @@ def _number(value, digits: int) -> str:
 
 def _notes(run: Run, latest: dict, extractors: set[str]) -> str:
     per_emotion = latest.get("per_emotion", {})
-    n_real = [m["n_real"] for m in per_emotion.values() if "n_real" in m]
+    n_real = [m["n_real"] for m in per_emotion.values() if isinstance(m, dict) and _is_number(m.get("n_real"))]
     at = ", ".join(f"{key} {latest[key]}" for key in ("epoch", "step") if latest.get(key) is not None)
     notes = [f"{len(run.records)} evaluation(s), latest at {at or 'unknown step'}",
              f"{latest.get('split', '?')}, {latest.get('extractor', '?')} features",
@@ -160,7 +181,10 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
 def readme_with_log(readme, table: str, plot: pathlib.Path) -> str:
     """`readme`'s text with the table and plot between its Experiment Log markers."""
     readme = pathlib.Path(readme)
-    text = readme.read_text() if readme.is_file() else ""
+    try:
+        text = readme.read_text() if readme.is_file() else ""
+    except (ValueError, OSError) as err:
+        raise CompareError(f"{readme}: not a readable text file ({err})") from None
     # Markers count only on lines of their own: prose may quote them.
     start, end = text.find(f"\n{README_START}\n") + 1, text.find(f"\n{README_END}\n") + 1
     if start < 1 or end < start:
@@ -179,18 +203,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     try:
+        if out.exists() and not out.is_dir():
+            raise CompareError(f"{out}: --out must be a folder (this is a file)")
         runs = [load_run(folder) for folder in args.run_dirs]
         table = markdown_table(runs)
         readme = readme_with_log(args.readme, table, out / PLOT_FILE) if args.readme else None
+        atomic.write_text(out / TABLE_FILE, table)
+        plot = plot_runs(runs, out / PLOT_FILE)
+        if readme is not None:
+            atomic.write_text(pathlib.Path(args.readme), readme)
     except CompareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    atomic.write_text(out / TABLE_FILE, table)
-    plot = plot_runs(runs, out / PLOT_FILE)
+    except OSError as err:  # an unwritable --out or README: what was written before it stays whole
+        print(f"error: {err.filename or out}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(table)
     print(f"wrote {out / TABLE_FILE} and {plot}")
     if readme is not None:
-        atomic.write_text(pathlib.Path(args.readme), readme)
         print(f"updated the Experiment Log in {args.readme}")
     return 0
 

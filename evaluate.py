@@ -8,7 +8,12 @@ features (real features cached, see fid.py); the classifier's verdict on each tr
 against t (expression accuracy); and each translation is translated back to its source label and
 compared with the input (reconstruction L1, mean absolute difference on the [-1, 1] scale).
 Results per emotion and their mean are printed with their N and appended as one JSON line to
-<run>/metrics.jsonl. `EvaluationCallback` does the same during training every few epochs.
+<run>/metrics.jsonl, at the training step of the run's checkpoint.npz (or --step): a folder that
+holds only weights, such as the committed saved_models/pretrained, is evaluated but not recorded, so
+its metrics.jsonl never gets a record that belongs to no step. A run folder that cannot be written
+to costs the record, not the results: they are printed, then one `error:` line, exit status 2.
+JSON has no NaN: a non-finite number is written as null with `<name>_nonfinite: true` beside it.
+`EvaluationCallback` does the same during training every few epochs.
 
 FID is biased at small N, and meaningless when a class has no more faces than the feature dimension
 (Disgust has 55-56 test faces): such classes are marked `fid_small_n`, left out of the mean FID, and
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import pathlib
 import sys
 import time
@@ -31,26 +37,29 @@ import atomic
 import fid
 import trainer
 from data_loader import EMOTIONS, DataError, Split, load_fer2013, to_float
+from translate import GeneratorError, load_generator
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def check_max_per_class(max_per_class: int | None) -> None:
+    if max_per_class is not None and max_per_class < 2:
+        raise fid.FIDError(f"max_per_class must be at least 2, got {max_per_class}")
 
 
 class Evaluator:
     """Scores translators against one test split; real-face features are computed once (and cached)."""
 
     def __init__(self, split: Split, extractor: fid.ClassifierExtractor, max_per_class: int | None = None,
-                 stats_dir=None, source: str = "", batch_size: int = 256):
-        if max_per_class is not None and max_per_class < 2:
-            raise fid.FIDError(f"max_per_class must be at least 2, got {max_per_class}")
+                 stats_dir=None, batch_size: int = 256):
+        check_max_per_class(max_per_class)
         self.split_name, self.extractor = split.name, extractor
         self.max_per_class, self.batch_size = max_per_class, batch_size
         self.faces = {label: fid.subsample(split.of_class(label).images, max_per_class)
                       for label in range(len(EMOTIONS)) if np.sum(split.labels == label) >= 2}
-        where = f"{source} {split.name}".strip()
         if len(self.faces) < 2:
-            raise fid.FIDError(f"{where}: need at least 2 emotions with 2 or more faces each")
-        self.real = {label: fid.real_features(faces, extractor, f"{where}/{EMOTIONS[label]}",
-                                              stats_dir or fid.DEFAULT_STATS_DIR)
+            raise fid.FIDError(f"{split.where}: need at least 2 emotions with 2 or more faces each")
+        self.real = {label: fid.real_features(faces, extractor, f"{split.where}/{EMOTIONS[label]}", stats_dir)
                      for label, faces in self.faces.items()}
 
     def __call__(self, translate) -> dict:
@@ -94,6 +103,22 @@ class Evaluator:
         return fid.check_faces(np.concatenate(batches), "the generator's translations")
 
 
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None, flagged by `<key>_nonfinite: true`
+    beside it in its dict: JSON has no NaN (Python's bare `NaN` breaks other readers)."""
+    if isinstance(value, dict):
+        safe = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                safe[key], safe[f"{key}_nonfinite"] = None, True
+            else:
+                safe[key] = json_safe(item)
+        return safe
+    if isinstance(value, (list, tuple)):
+        return [None if isinstance(item, float) and not math.isfinite(item) else json_safe(item) for item in value]
+    return value
+
+
 def append_metrics(run_dir, record: dict) -> pathlib.Path:
     """Append one JSON line to <run_dir>/metrics.jsonl, atomically (a crash leaves the old file whole)."""
     path = pathlib.Path(run_dir) / METRICS_FILE
@@ -101,7 +126,7 @@ def append_metrics(run_dir, record: dict) -> pathlib.Path:
     if old and not old.endswith(b"\n"):
         old += b"\n"
     with atomic.replacing(path) as temporary:
-        temporary.write_bytes(old + (json.dumps(record) + "\n").encode())
+        temporary.write_bytes(old + (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
     return path
 
 
@@ -186,27 +211,41 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier", default=None, help="expression classifier (.keras or its folder; "
                         "default saved_models/expression_classifier)")
     parser.add_argument("--stats_dir", default=None, help="cache of real-face features "
-                        "(default saved_models/fid_stats)")
+                        "(default $CCYCLEGAN_FID_STATS_DIR, else saved_models/fid_stats)")
+    parser.add_argument("--step", type=int, default=None, help="the training step the weights are from "
+                        "(default: the run's checkpoint.npz); without either the results are not recorded")
     args = parser.parse_args(argv)
     start = time.time()
     run_dir = pathlib.Path(args.run_dir)
     try:
         if not run_dir.is_dir():
-            raise fid.FIDError(f"{run_dir}: no such run folder")
+            raise fid.FIDError(f"{run_dir}: {'a file, not a' if run_dir.exists() else 'no such'} run folder")
+        check_max_per_class(args.max_per_class)
+        translator = load_generator(run_dir)  # first: a broken generator fails before any work is done
         data = load_fer2013(args.data)
         evaluator = Evaluator(data.split(args.split), fid.ClassifierExtractor.load(args.classifier),
-                              args.max_per_class, args.stats_dir, source=data.source)
-        translator = trainer.load_translator(run_dir)
+                              args.max_per_class, args.stats_dir)
         record = evaluator(translator.translate)
-    except (fid.FIDError, DataError, FileNotFoundError) as err:
+    except (fid.FIDError, DataError, GeneratorError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     step, epoch = _trained_steps(run_dir)
+    if args.step is not None and args.step != step:
+        step, epoch = args.step, None
     generator = ", ".join(str(path) for path in trainer.generator_files(run_dir))
     record = {"time": _now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
               **record, "seconds": round(time.time() - start, 1)}
     print(format_report(record))
-    print(f"appended to {append_metrics(run_dir, record)}")
+    if step is None:
+        print(f"not recorded: {run_dir} has no {trainer.CHECKPOINT} to say which training step these weights "
+              f"are from; give --step N to append the results to its {METRICS_FILE}")
+        return 0
+    try:
+        print(f"appended to {append_metrics(run_dir, record)}")
+    except OSError as err:
+        print(f"error: {run_dir / METRICS_FILE}: results not recorded ({err.strerror or err}); "
+              "they are printed above", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -12,9 +12,10 @@ Two feature extractors share one interface (`name`, `dim`, `identity`, `__call__
 FID is biased at small N (two samples of one distribution score far above 0 when N is small); KID, the
 unbiased squared MMD with the cubic polynomial kernel, is ~0 for equal distributions at any N. Every
 number is printed with its extractor and N. Real-image features are cached under
-saved_models/fid_stats/, keyed by the exact real faces used (a content hash, so the data file, split,
+saved_models/fid_stats/ (or $CCYCLEGAN_FID_STATS_DIR, or --stats_dir), keyed by the exact real faces used (a content hash, so the data file, split,
 class and N are all part of it) and the extractor's weights, so a repeat evaluation only runs the
-extractor on the generated faces.
+extractor on the generated faces. The cache is best-effort: a damaged file is recomputed, and a
+folder that cannot be written costs one warning line, not the result.
 """
 from __future__ import annotations
 
@@ -24,15 +25,13 @@ import json
 import os
 import pathlib
 import sys
+import zipfile
 from dataclasses import dataclass
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
 
 import atomic
-import classifier
-from data_loader import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, DataError, load_fer2013, read_face, to_float
+from data_loader import EMOTIONS, IMAGE_SIZE, DataError, image_files, load_fer2013, read_face, to_float
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_STATS_DIR = REPO_ROOT / "saved_models" / "fid_stats"
@@ -48,6 +47,13 @@ KID_MAX_SUBSET_SIZE = 1000
 
 class FIDError(ValueError):
     """Bad input or missing weights; the message is one line saying what to do."""
+
+
+def _keras():
+    """Keras, imported on first use: the CLI checks its input files before TensorFlow's slow import."""
+    import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
+    import keras
+    return keras
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +138,7 @@ def weights_fingerprint(model: keras.Model) -> str:
     """A short hash of a model's weights: tells two checkpoints (or random inits) apart."""
     digest = hashlib.sha256()
     for weight in model.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+        digest.update(np.ascontiguousarray(_keras().ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -191,11 +197,13 @@ class ClassifierExtractor(FeatureExtractor):
         except ValueError:
             raise FIDError(f"classifier {model.name!r} has no layer named 'features' "
                            f"(expected a model from classifier.build_classifier)") from None
-        super().__init__(keras.Model(model.input, [features, model.outputs[0]]), batch_size)
+        super().__init__(_keras().Model(model.input, [features, model.outputs[0]]), batch_size)
 
     @classmethod
     def load(cls, path=None) -> "ClassifierExtractor":
         """From a saved classifier (its `.keras` file or folder); default saved_models/expression_classifier."""
+        _keras()
+        import classifier
         try:
             return cls(classifier.load_classifier(path or DEFAULT_CLASSIFIER_PATH))
         except FileNotFoundError as err:
@@ -219,6 +227,7 @@ class InceptionExtractor(FeatureExtractor):
         super().__init__(model, batch_size)
 
     def _prepare(self, faces):
+        keras = _keras()
         rgb = keras.ops.repeat(keras.ops.image.resize(
             faces, (INCEPTION_SIZE, INCEPTION_SIZE), interpolation="bilinear"), 3, axis=-1)
         return keras.applications.inception_v3.preprocess_input((rgb + 1.0) * 127.5)
@@ -233,7 +242,7 @@ class InceptionExtractor(FeatureExtractor):
                            f"on a machine with internet and pass --inception_weights PATH (or put it in "
                            f"{keras_home / 'models'}), or use --extractor classifier, which works offline")
         try:
-            model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=str(path),
+            model = _keras().applications.InceptionV3(include_top=False, pooling="avg", weights=str(path),
                                                    input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
         except (ValueError, OSError) as err:
             raise FIDError(f"{path}: not InceptionV3 'notop' weights ({str(err).splitlines()[0]})") from None
@@ -265,33 +274,39 @@ class RealFeatures:
         return len(self.features)
 
 
+def stats_dir(path=None) -> pathlib.Path:
+    """The cache folder of real-image features: `path`, else $CCYCLEGAN_FID_STATS_DIR, else saved_models/fid_stats."""
+    return pathlib.Path(path or os.environ.get("CCYCLEGAN_FID_STATS_DIR") or DEFAULT_STATS_DIR)
+
+
+def _read_real_features(cache_file: pathlib.Path) -> RealFeatures:
+    with np.load(cache_file) as archive:
+        return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
+                            cache_file, from_cache=True)
+
+
 def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, description: str = "",
-                  cache_dir=DEFAULT_STATS_DIR) -> RealFeatures:
+                  cache_dir=None) -> RealFeatures:
     """Features and statistics of real faces uint8 (N, 48, 48), from the cache when it holds them.
 
     The key hashes the faces themselves (so data file, split, class and N are all in it) and the
     extractor's identity; `description` (e.g. "fer2013.csv PublicTest/Happy") is stored for humans.
+    `cache_dir` defaults to `stats_dir()`; `cache_file` is None when the cache could not be written.
     """
     images_uint8 = np.ascontiguousarray(images_uint8, np.uint8)
     digest = hashlib.sha256(images_uint8.tobytes() + str(images_uint8.shape).encode())
     digest.update(extractor.identity.encode())
-    cache_file = pathlib.Path(cache_dir) / f"{extractor.name}-{digest.hexdigest()[:24]}.npz" if cache_dir else None
-    if cache_file is not None and cache_file.exists():
-        try:
-            with np.load(cache_file) as archive:
-                return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
-                                    cache_file, from_cache=True)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is recomputed and replaced below
+    cache_file = stats_dir(cache_dir) / f"{extractor.name}-{digest.hexdigest()[:24]}.npz"
+    cached = atomic.read_cache(cache_file, _read_real_features)
+    if cached is not None:
+        return cached
     # The extractor's float32 outputs round-trip exactly through the float32 cache.
     features = extractor(to_float(images_uint8)).astype(np.float32).astype(np.float64)
     mu, sigma = feature_statistics(features)
-    if cache_file is not None:
-        with atomic.replacing(cache_file) as temporary:
-            np.savez(temporary, features=features.astype(np.float32), mu=mu, sigma=sigma,
-                     about=json.dumps({"real": description, "n": len(features),
-                                       "extractor": extractor.identity}))
-    return RealFeatures(features, mu, sigma, cache_file)
+    about = json.dumps({"real": description, "n": len(features), "extractor": extractor.identity})
+    written = atomic.write_cache(cache_file, lambda temporary: np.savez(
+        temporary, features=features.astype(np.float32), mu=mu, sigma=sigma, about=about))
+    return RealFeatures(features, mu, sigma, cache_file if written else None)
 
 
 @dataclass
@@ -329,6 +344,8 @@ def load_images(path) -> np.ndarray:
         return _load_image_folder(path)
     if not path.is_file():
         raise FIDError(f"{path}: no such file or folder (give a folder of PNG/JPG faces or an .npz)")
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and blame that
+        raise FIDError(f"{path}: not an .npz (give a folder of 48x48 PNG/JPG faces or an .npz)")
     try:
         with np.load(path) as archive:
             arrays = {name: archive[name] for name in archive.keys()}
@@ -349,7 +366,7 @@ def load_images(path) -> np.ndarray:
 
 
 def _load_image_folder(folder: pathlib.Path) -> np.ndarray:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise FIDError(f"{folder}: no .png/.jpg images in this folder")
     return to_float(np.stack([read_face(file) for file in files]))
@@ -399,7 +416,8 @@ def main(argv=None) -> int:
     parser.add_argument("--inception_weights", default=None,
                         help=f"path to {INCEPTION_WEIGHTS_FILE} (default: the Keras cache)")
     parser.add_argument("--max_real", type=int, default=None, help="use at most this many real faces (seeded)")
-    parser.add_argument("--stats_dir", default=str(DEFAULT_STATS_DIR), help="cache of real-image features")
+    parser.add_argument("--stats_dir", default=None, help="cache of real-image features "
+                        "(default $CCYCLEGAN_FID_STATS_DIR, else saved_models/fid_stats)")
     args = parser.parse_args(argv)
     try:
         generated = load_images(args.images)
@@ -418,8 +436,11 @@ def main(argv=None) -> int:
     except (FIDError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cached = "cached" if real_set.from_cache else "computed and cached"
-    print(f"real: {data.source} {real.name}, N={real_set.n} ({cached}: {real_set.cache_file})")
+    if real_set.cache_file is None:
+        cached = "computed; not cached"
+    else:
+        cached = f"{'cached' if real_set.from_cache else 'computed and cached'}: {real_set.cache_file}"
+    print(f"real: {data.source} {real.name}, N={real_set.n} ({cached})")
     print(f"generated: {args.images}, N={len(generated)}")
     print("\n".join(format_scores(scores, extractor)))
     return 0

@@ -20,21 +20,21 @@ of -0.10 to +0.10 box sides; 1.02 with no shift reproduced the original 48x48 fr
 The generator (the run folder of a finished T1 or T2 training; default saved_models/pretrained)
 turns every face into all seven emotions. The PNG grid has one row per face; its columns are the
 48x48 input crop, then Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. Bad input (no such
-file, not an image, no face found, no generator) stops with one `error: ...` line, exit status 2.
+file, not an image, no face found, no generator, an output name that is not an image file) stops
+with one `error: ...` line, exit status 2. Keras is imported only once the photo holds a face.
 """
 import argparse
+import json
 import os
 import pathlib
 import sys
-import zipfile
 
 import cv2
 import numpy as np
 
 import atomic
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import grids
-from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, to_float, to_uint8
+from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, grey_pixels, to_float, to_uint8
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"
@@ -47,6 +47,10 @@ class TranslateError(ValueError):
     """Bad input; reported as one `error: ...` line, exit status 2."""
 
 
+class GeneratorError(ValueError):
+    """A run folder whose trained generator cannot be loaded; the message is one line naming it."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Photo -> 48x48 faces
 # ---------------------------------------------------------------------------------------------
@@ -55,11 +59,13 @@ def read_photo(path):
     """A photo file -> grey uint8 (H, W), upright as its EXIF orientation says."""
     from PIL import Image, ImageOps
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise TranslateError(f"{path}: is a folder; give a photo file (JPEG, PNG, ...)")
     if not path.is_file():
         raise TranslateError(f"{path}: no such file")
     try:
         with Image.open(path) as image:
-            return np.asarray(ImageOps.exif_transpose(image).convert("L"))
+            return grey_pixels(ImageOps.exif_transpose(image))
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise TranslateError(f"{path}: not a readable image (JPEG, PNG, ...): "
                              f"{str(err).splitlines()[0]}") from None
@@ -128,19 +134,38 @@ def centre_face(image):
 # Faces -> seven expressions -> PNGs
 # ---------------------------------------------------------------------------------------------
 
+def check_run_config(run_dir):
+    """A run folder's config.json, when it names one of our experiments; GeneratorError otherwise.
+
+    Checked before Keras loads (instant), and so that a hostile config cannot import any other module."""
+    config_path = pathlib.Path(run_dir) / "config.json"
+    how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
+    if not config_path.is_file():
+        raise GeneratorError(f"{run_dir}: no trained generator here (no config.json); {how}")
+    try:
+        config = json.loads(config_path.read_text())
+    except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
+        raise GeneratorError(f"{config_path}: not a readable JSON run config ({str(err).splitlines()[0]})") from None
+    experiments = sorted(path.stem for path in REPO_ROOT.glob("ccyclegan_*.py"))
+    if not isinstance(config, dict) or config.get("experiment") not in experiments:
+        raise GeneratorError(f"{config_path}: 'experiment' must be one of {', '.join(experiments)}; {how}")
+    return config
+
+
 def load_generator(run_dir):
-    """The trained generator of a T1/T2 run folder; TranslateError when it is missing or broken."""
-    if not (pathlib.Path(run_dir) / "config.json").is_file():  # checked before Keras loads: instant
-        raise TranslateError(f"{run_dir}: no trained generator here (no config.json); pass --generator "
-                             "saved_models/<run> (a finished T1 or T2 training run)")
-    import trainer  # loads Keras: only once the photo is known to hold a face
+    """The trained generator of a T1/T2 run folder; GeneratorError when it is missing or broken.
+
+    Keras loads the `.keras` files in safe mode: a file that would run code (a Lambda layer) is refused."""
+    check_run_config(run_dir)
+    import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
+    import trainer
     try:
         return trainer.load_translator(run_dir)
     except FileNotFoundError as err:
-        raise TranslateError(f"{err}; pass --generator saved_models/<run> (a finished T1 or T2 "
-                             "training run)") from None
-    except (OSError, ValueError, KeyError, ImportError, zipfile.BadZipFile) as err:
-        raise TranslateError(f"{run_dir}: cannot load the generator ({str(err).splitlines()[0]})") from None
+        raise GeneratorError(f"{err}; give the folder of a finished T1 or T2 training run") from None
+    except Exception as err:  # Keras raises ValueError, TypeError, zip errors, ... for a damaged file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GeneratorError(f"{run_dir}: cannot load the generator ({reason})") from None
 
 
 def translate_faces(translator, faces):
@@ -175,6 +200,18 @@ def write_per_emotion(folder, faces, translations):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
+def check_image_name(path):
+    """`path` unless it is a folder or its suffix names no image format Pillow writes (TranslateError)."""
+    from PIL import Image
+    path = pathlib.Path(path)
+    Image.init()
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if path.is_dir() or image_format not in Image.SAVE:
+        reason = "it is a folder" if path.is_dir() else f"{path.suffix or 'no suffix'}: not an image format"
+        raise TranslateError(f"{path}: --out must be an image file name such as grid.png ({reason})")
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -189,8 +226,8 @@ def main(argv=None):
     parser.add_argument("--per_emotion", metavar="DIR",
                         help="also write face<i>_<emotion>.png (48x48) into DIR")
     args = parser.parse_args(argv)
-    out = pathlib.Path(args.out or f"{pathlib.Path(args.photo).stem}_emotions.png")
     try:
+        out = check_image_name(args.out or f"{pathlib.Path(args.photo).stem}_emotions.png")
         grey = read_photo(args.photo)
         faces = [centre_face(grey)] if args.no_detect else crop_faces(grey, all_faces=args.all_faces)
         if not faces:
@@ -201,7 +238,7 @@ def main(argv=None):
                                                    f"{pathlib.Path(args.generator).name}")
         if args.per_emotion:
             write_per_emotion(args.per_emotion, faces, translations)
-    except (TranslateError, OSError) as err:
+    except (TranslateError, GeneratorError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(faces)} face{'s' if len(faces) > 1 else ''} -> {out}"

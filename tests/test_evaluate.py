@@ -15,7 +15,7 @@ from synthetic_faces import draw_faces
 @pytest.fixture(autouse=True)
 def private_stats_dir(tmp_path, monkeypatch):
     """Real-face features are cached under tmp, never in the repo's saved_models/."""
-    monkeypatch.setattr(fid, "DEFAULT_STATS_DIR", tmp_path / "fid_stats")
+    monkeypatch.setenv("CCYCLEGAN_FID_STATS_DIR", str(tmp_path / "fid_stats"))
     return tmp_path / "fid_stats"
 
 
@@ -115,7 +115,7 @@ def test_cli_evaluates_a_tiny_trained_t2_run(synthetic_csv, synthetic_judge_path
 
 @pytest.mark.parametrize("make_run, extra, message", [
     (lambda run: None, [], "no such run folder"),
-    (lambda run: run.mkdir(), [], "not a run folder (no config.json)"),
+    (lambda run: run.mkdir(), [], "no trained generator here (no config.json)"),
     (lambda run: run.mkdir(), ["--max_per_class", "1"], "max_per_class must be at least 2"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(synthetic_csv, synthetic_judge_path, tmp_path, capsys,
@@ -133,3 +133,13 @@ def test_append_metrics_keeps_earlier_lines(tmp_path):
     evaluate.append_metrics(tmp_path, {"step": 2})
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+
+
+def test_non_finite_numbers_are_written_as_null_with_a_flag(tmp_path):
+    evaluate.append_metrics(tmp_path, {"step": 3, "mean": {"fid": float("nan"), "kid": float("inf"), "accuracy": 0.5},
+                                       "per_emotion": {"Happy": {"fid": float("-inf")}}})
+    text = (tmp_path / "metrics.jsonl").read_text()
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in {text}"))
+    assert record["mean"] == {"fid": None, "fid_nonfinite": True, "kid": None, "kid_nonfinite": True,
+                              "accuracy": 0.5}
+    assert record["per_emotion"]["Happy"] == {"fid": None, "fid_nonfinite": True}
