@@ -111,7 +111,8 @@ def _is_number(value) -> bool:
 def _checked_numbers(record: dict, where: str) -> dict:
     """The record, if the numbers the log shows are numbers or null; a bare NaN (older files) becomes null."""
     for name, holder in (("step", record), ("epoch", record), ("fid", record["mean"]), ("kid", record["mean"]),
-                         ("accuracy", record["mean"])):
+                         ("accuracy", record["mean"]), ("relative_accuracy", record["mean"]),
+                         ("rec_l1", record["mean"]), ("relative_accuracy", record.setdefault("min", {}))):
         value = holder.get(name)
         if value is not None and not _is_number(value):
             raise CompareError(f"{where}: {name} {value!r} is not a number")
@@ -138,16 +139,26 @@ def _notes(run: Run, latest: dict, extractors: set[str]) -> str:
     return "; ".join(notes)
 
 
+def _relative_per_emotion(latest: dict) -> str:
+    """Relative expression accuracy per target emotion, e.g. "An 0.91 Di 0.12 ..."."""
+    cells = [f"{name[:2]} {_number(m.get('relative_accuracy'), 2)}"
+             for name, m in latest.get("per_emotion", {}).items() if isinstance(m, dict)]
+    return " ".join(cells) if any("n/a" not in cell for cell in cells) else "n/a"
+
+
 def markdown_table(runs: list[Run]) -> str:
     """The Experiment Log: one row per run, from its latest evaluation."""
     extractors = {run.records[-1].get("extractor_id", "?") for run in runs}
-    rows = ["| id | script | description | FID | KID | expression accuracy | notes |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| id | script | description | FID | KID | expression accuracy | relative accuracy: mean | min "
+            "| per emotion | rec L1 | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         latest = run.records[-1]
         mean = latest["mean"]
         cells = [run.id, run.script, run.description, _number(mean.get("fid"), 2), _number(mean.get("kid"), 4),
-                 _number(mean.get("accuracy"), 3), _notes(run, latest, extractors)]
+                 _number(mean.get("accuracy"), 3), _number(mean.get("relative_accuracy"), 3),
+                 _number(latest.get("min", {}).get("relative_accuracy"), 3), _relative_per_emotion(latest),
+                 _number(mean.get("rec_l1"), 3), _notes(run, latest, extractors)]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 

@@ -73,14 +73,17 @@ class Evaluator:
             features, verdicts = self.extractor.features_and_predictions(fakes)
             back = self._translate(translate, fakes, source_labels)
             scores = fid.score(real, features)
+            accuracy = float(np.mean(verdicts == target))
             per_emotion[EMOTIONS[target]] = {
                 "n_real": scores.n_real, "n_generated": scores.n_generated,
                 "fid": scores.fid, "fid_small_n": scores.fid_small_n,
                 "kid": scores.kid, "kid_std": scores.kid_std, "kid_subset_size": scores.kid_subset_size,
-                "accuracy": float(np.mean(verdicts == target)),
+                "accuracy": accuracy, "real_accuracy": real.accuracy_as(target),
+                "relative_accuracy": relative_accuracy(accuracy, real.accuracy_as(target)),
                 "rec_l1": float(np.mean(np.abs(back - x))),
             }
         fid_emotions = [name for name, m in per_emotion.items() if not m["fid_small_n"]]
+        relative = [m["relative_accuracy"] for m in per_emotion.values() if m["relative_accuracy"] is not None]
         return {
             "split": self.split_name, "max_per_class": self.max_per_class,
             "extractor": self.extractor.name, "extractor_id": self.extractor.identity,
@@ -91,8 +94,12 @@ class Evaluator:
                 "fid_emotions": fid_emotions,
                 "kid": float(np.mean([m["kid"] for m in per_emotion.values()])),
                 "accuracy": float(np.mean([m["accuracy"] for m in per_emotion.values()])),
+                "relative_accuracy": float(np.mean(relative)) if relative else None,
                 "rec_l1": float(np.mean([m["rec_l1"] for m in per_emotion.values()])),
             },
+            # The number that says whether every emotion works (an emotion the classifier never
+            # reads on real faces has no relative accuracy and is left out).
+            "min": {"relative_accuracy": float(np.min(relative)) if relative else None},
         }
 
     def _translate(self, translate, x, target_labels) -> np.ndarray:
@@ -119,6 +126,16 @@ def json_safe(value):
     return value
 
 
+def relative_accuracy(accuracy: float, real_accuracy: float | None) -> float | None:
+    """Translations read as their target, relative to real faces of the target read as it.
+
+    1.0: the classifier recognises the translations to t as often as it recognises real faces of t,
+    so the number is fair to emotions the classifier itself finds hard (Fear, Disgust). None when
+    the classifier never reads real faces of t as t (no reference to be relative to).
+    """
+    return None if not real_accuracy else accuracy / real_accuracy
+
+
 def append_metrics(run_dir, record: dict) -> pathlib.Path:
     """Append one JSON line to <run_dir>/metrics.jsonl, atomically (a crash leaves the old file whole)."""
     path = pathlib.Path(run_dir) / METRICS_FILE
@@ -132,17 +149,25 @@ def append_metrics(run_dir, record: dict) -> pathlib.Path:
 
 def format_report(record: dict) -> str:
     """A table of one evaluation: every number with its extractor and N."""
+    def ratio(value):
+        return f"{value:.3f}" if value is not None else "n/a"
+
     lines = [f"{record['split']}, {record['extractor']} features ({record['feature_dim']}-d), "
-             f"KID over {record['kid_subsets']} subsets; accuracy = the classifier's verdict equals the target",
-             f"{'target':<9}{'N_real':>7}{'N_gen':>7}{'FID':>10}{'KID':>10}{'+-':>8}{'accuracy':>10}{'rec L1':>8}"]
+             f"KID over {record['kid_subsets']} subsets; accuracy = the classifier's verdict equals the "
+             f"target; real = its accuracy on real faces of the target; relative = accuracy / real",
+             f"{'target':<9}{'N_real':>7}{'N_gen':>7}{'FID':>10}{'KID':>10}{'+-':>8}{'accuracy':>10}"
+             f"{'real':>7}{'relative':>10}{'rec L1':>8}"]
     for name, m in record["per_emotion"].items():
         fid_text = f"{m['fid']:.2f}" + ("*" if m["fid_small_n"] else " ")
         lines.append(f"{name:<9}{m['n_real']:>7}{m['n_generated']:>7}{fid_text:>10}{m['kid']:>10.4f}"
-                     f"{m['kid_std']:>8.4f}{m['accuracy']:>10.3f}{m['rec_l1']:>8.4f}")
+                     f"{m['kid_std']:>8.4f}{m['accuracy']:>10.3f}{ratio(m.get('real_accuracy')):>7}"
+                     f"{ratio(m.get('relative_accuracy')):>10}{m['rec_l1']:>8.4f}")
     mean = record["mean"]
     mean_fid = f"{mean['fid']:.2f} " if mean["fid"] is not None else "n/a "
     lines.append(f"{'mean':<9}{'':>7}{'':>7}{mean_fid:>10}{mean['kid']:>10.4f}{'':>8}"
-                 f"{mean['accuracy']:>10.3f}{mean['rec_l1']:>8.4f}")
+                 f"{mean['accuracy']:>10.3f}{'':>7}{ratio(mean.get('relative_accuracy')):>10}"
+                 f"{mean['rec_l1']:>8.4f}")
+    lines.append(f"{'min':<9}{'':>59}{ratio(record.get('min', {}).get('relative_accuracy')):>10}")
     if any(m["fid_small_n"] for m in record["per_emotion"].values()):
         lines.append(f"* N <= {record['feature_dim']} (the feature dimension): FID is not meaningful there "
                      "and is left out of the mean; read its KID")
@@ -156,8 +181,8 @@ def _now() -> str:
 class EvaluationCallback(keras.callbacks.Callback):
     """Evaluates `self.model.translate` every `every_epochs` epochs; appends to <run_dir>/metrics.jsonl.
 
-    Also writes logs["fid"], logs["kid"] and logs["expression_accuracy"] (the means), so later
-    callbacks (a KerasTuner objective, TensorBoard) can read them.
+    Also writes logs["fid"], logs["kid"], logs["expression_accuracy"] (the means) and
+    logs["min_relative_accuracy"], so later callbacks (a KerasTuner objective, TensorBoard) can read them.
     """
 
     def __init__(self, run_dir, test_split: Split, classifier_path=None, every_epochs: int = 1,
@@ -184,7 +209,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         append_metrics(self.run_dir, record)
         if logs is not None:  # no "fid" when every class is too small for it (see the module doc)
             means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
-                     "expression_accuracy": record["mean"]["accuracy"]}
+                     "expression_accuracy": record["mean"]["accuracy"],
+                     "min_relative_accuracy": record["min"]["relative_accuracy"]}
             logs.update({key: value for key, value in means.items() if value is not None})
 
 

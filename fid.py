@@ -268,10 +268,15 @@ class RealFeatures:
     sigma: np.ndarray
     cache_file: pathlib.Path | None = None
     from_cache: bool = False
+    verdicts: np.ndarray | None = None  # the classifier's emotion for each face (classifier extractor)
 
     @property
     def n(self) -> int:
         return len(self.features)
+
+    def accuracy_as(self, label: int) -> float | None:
+        """How often the classifier reads these real faces as `label` (its recall when they are all `label`)."""
+        return None if self.verdicts is None else float(np.mean(self.verdicts == label))
 
 
 def stats_dir(path=None) -> pathlib.Path:
@@ -281,8 +286,9 @@ def stats_dir(path=None) -> pathlib.Path:
 
 def _read_real_features(cache_file: pathlib.Path) -> RealFeatures:
     with np.load(cache_file) as archive:
+        verdicts = archive["verdicts"].astype(np.int64) if "verdicts" in archive else None
         return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
-                            cache_file, from_cache=True)
+                            cache_file, from_cache=True, verdicts=verdicts)
 
 
 def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, description: str = "",
@@ -296,17 +302,24 @@ def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, descrip
     images_uint8 = np.ascontiguousarray(images_uint8, np.uint8)
     digest = hashlib.sha256(images_uint8.tobytes() + str(images_uint8.shape).encode())
     digest.update(extractor.identity.encode())
+    digest.update(b"with verdicts")  # caches from before verdicts were stored are not reused
     cache_file = stats_dir(cache_dir) / f"{extractor.name}-{digest.hexdigest()[:24]}.npz"
     cached = atomic.read_cache(cache_file, _read_real_features)
     if cached is not None:
         return cached
+    faces = to_float(images_uint8)
+    if isinstance(extractor, ClassifierExtractor):
+        features, verdicts = extractor.features_and_predictions(faces)
+        judged = {"verdicts": verdicts.astype(np.int8)}
+    else:
+        features, verdicts, judged = extractor(faces), None, {}
     # The extractor's float32 outputs round-trip exactly through the float32 cache.
-    features = extractor(to_float(images_uint8)).astype(np.float32).astype(np.float64)
+    features = features.astype(np.float32).astype(np.float64)
     mu, sigma = feature_statistics(features)
     about = json.dumps({"real": description, "n": len(features), "extractor": extractor.identity})
     written = atomic.write_cache(cache_file, lambda temporary: np.savez(
-        temporary, features=features.astype(np.float32), mu=mu, sigma=sigma, about=about))
-    return RealFeatures(features, mu, sigma, cache_file if written else None)
+        temporary, features=features.astype(np.float32), mu=mu, sigma=sigma, about=about, **judged))
+    return RealFeatures(features, mu, sigma, cache_file if written else None, verdicts=verdicts)
 
 
 @dataclass

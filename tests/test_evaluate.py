@@ -55,6 +55,47 @@ def test_evaluator_tells_a_translator_that_draws_the_target_from_one_that_copies
     assert drawing["mean"]["rec_l1"] > 0.05
 
 
+def test_relative_accuracy_is_accuracy_over_the_real_faces_accuracy():
+    assert evaluate.relative_accuracy(0.3, 0.6) == pytest.approx(0.5)
+    assert evaluate.relative_accuracy(0.9, 0.9) == pytest.approx(1.0)
+    assert evaluate.relative_accuracy(0.4, 0.2) == pytest.approx(2.0)  # above 1: clearer than real faces
+    assert evaluate.relative_accuracy(0.5, 0.0) is None and evaluate.relative_accuracy(0.5, None) is None
+
+
+def test_relative_accuracy_of_known_translators(test_split, synthetic_judge_path):
+    """Known answers: translations that ARE the real faces of the target (each used equally often)
+    score exactly 1.0 against however well the judge reads them; a translator that always returns
+    one face of another emotion scores 0."""
+    evaluator = evaluate.Evaluator(test_split, fid.ClassifierExtractor.load(synthetic_judge_path))
+
+    def real_faces_of_target(x, target_labels):
+        target = int(target_labels[0])
+        faces = evaluator.faces[target]
+        # The Evaluator translates in batches; a counter keeps the faces cycling across batches.
+        start = counters.get(target, 0)
+        counters[target] = start + len(x)
+        return to_float(faces[(start + np.arange(len(x))) % len(faces)])
+
+    counters = {}
+    record = evaluator(lambda x, t: real_faces_of_target(x, t) if len(set(t)) == 1 else x)
+    for name, metrics in record["per_emotion"].items():
+        assert metrics["real_accuracy"] > 0, name
+        assert metrics["accuracy"] == pytest.approx(metrics["real_accuracy"]), name
+        assert metrics["relative_accuracy"] == pytest.approx(1.0), name
+    assert record["mean"]["relative_accuracy"] == pytest.approx(1.0)
+    assert record["min"]["relative_accuracy"] == pytest.approx(1.0)
+
+    happy_face = to_float(evaluator.faces[3][:1])
+    always_happy = evaluator(lambda x, t: np.repeat(happy_face, len(x), axis=0))
+    judged_happy = always_happy["per_emotion"]["Happy"]["accuracy"] > 0
+    for name, metrics in always_happy["per_emotion"].items():
+        if name != "Happy":
+            assert metrics["relative_accuracy"] == 0.0, name
+    assert always_happy["min"]["relative_accuracy"] == 0.0
+    assert always_happy["mean"]["relative_accuracy"] == pytest.approx(
+        always_happy["per_emotion"]["Happy"]["relative_accuracy"] / 7) and judged_happy
+
+
 def test_real_features_are_read_from_the_cache_on_a_second_evaluator(test_split, synthetic_judge_path,
                                                                      private_stats_dir):
     extractor = fid.ClassifierExtractor.load(synthetic_judge_path)
