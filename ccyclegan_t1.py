@@ -19,23 +19,27 @@ The starting point the other experiments are measured against (the original READ
 import sys
 from dataclasses import dataclass
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
-from keras import layers, ops
 
-import trainer
+import train_config
 from data_loader import IMAGE_SIZE, NUM_CLASSES
-from layers import Conv2DTranspose, LabelMap, conv_block
-from losses import emotion_loss
+from lazy_import import lazy_import
+from train_config import arg
+
+# Keras, the building blocks and the losses load when a network is built, so --help and flag errors
+# answer first (loading Keras takes seconds; see lazy_import.py).
+keras, layers, ops = lazy_import("keras"), lazy_import("keras.layers"), lazy_import("keras.ops")
+blocks, losses = lazy_import("blocks"), lazy_import("losses")
 
 
 # ## Config
 
 @dataclass
-class Config(trainer.TrainConfig):
-    base_filters: int = trainer.arg(64, "channels of the first G and D conv (doubling per level)")
-    id_loss_ratio: float = trainer.arg(0.1, "identity L1 weight as a fraction of rec_loss_w")
+class Config(train_config.TrainConfig):
+    base_filters: int = arg(64, "channels of the first G and D conv (doubling per level)", minimum=1)
+    id_loss_ratio: float = arg(0.1, "identity L1 weight as a fraction of rec_loss_w")
+
+    DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12}  # small networks for --demo
 
 
 # ## Networks
@@ -45,16 +49,16 @@ def build_generator(config):
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     target = keras.Input((), dtype="int32", name="target_label")
-    x = layers.Concatenate()([face, LabelMap()(target, face)])
+    x = layers.Concatenate()([face, blocks.LabelMap()(target, face)])
     skips = []
     for level in range(4):
         # As in pix2pix the first level is not normalised: G must see brightness and contrast.
-        x = conv_block(x, f * 2 ** level, norm=level > 0)
+        x = blocks.conv_block(x, f * 2 ** level, norm=level > 0)
         skips.append(x)
     for level in (2, 1, 0):
-        x = conv_block(x, f * 2 ** level, transpose=True, activation="relu")
+        x = blocks.conv_block(x, f * 2 ** level, transpose=True, activation="relu")
         x = layers.Concatenate()([x, skips[level]])
-    image = Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
+    image = blocks.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(x)
     return keras.Model([face, target], image, name="generator")
 
 
@@ -62,9 +66,9 @@ def build_discriminator(config):
     """Multi-task D: shared convs -> (3x3 real/fake scores, 7 emotion logits)."""
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    x = conv_block(face, f, norm=False)
+    x = blocks.conv_block(face, f, norm=False)
     for level in (1, 2, 3):
-        x = conv_block(x, f * 2 ** level)
+        x = blocks.conv_block(x, f * 2 ** level)
     adv = layers.Conv2D(1, 3, padding="same", name="adv")(x)
     cls = layers.Dense(NUM_CLASSES, name="cls")(layers.Flatten()(x))
     return keras.Model(face, [adv, cls], name="d")
@@ -112,14 +116,14 @@ def discriminator_loss(nets, batch, generated, config):
     n = ops.shape(batch.images)[0]
     adv, cls = nets["d"](ops.concatenate([batch.images, generated["fake"]], axis=0))
     terms = {"adv": least_squares(adv[:n], True) + least_squares(adv[n:], False),
-             "cls": emotion_loss(cls[:n], batch.labels) + emotion_loss(cls[n:])}
+             "cls": losses.emotion_loss(cls[:n], batch.labels) + losses.emotion_loss(cls[n:])}
     return config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"], terms
 
 
 def generator_loss(nets, batch, generated, config):
     adv, cls = nets["d"](generated["fake"])
     terms = {"adv": least_squares(adv, True),
-             "cls": emotion_loss(cls, batch.targets),
+             "cls": losses.emotion_loss(cls, batch.targets),
              "cyc": l1(generated["cycle"], batch.images),
              "id": l1(generated["identity"], batch.images)}
     total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
@@ -130,7 +134,10 @@ def generator_loss(nets, batch, generated, config):
 # ## Main
 
 def main(argv=None):
-    trainer.main(sys.modules[__name__], argv)
+    experiment = sys.modules[__name__]
+    config, given = train_config.parse_or_exit(experiment, argv)
+    import trainer  # Keras loads here, once the flags are known to be good
+    trainer.main(experiment, config, given)
 
 
 if __name__ == "__main__":

@@ -24,22 +24,26 @@ reconstruction could match them).
 import sys
 from dataclasses import dataclass
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
-from keras import layers, ops
 
-import trainer
+import train_config
 from data_loader import IMAGE_SIZE, NUM_CLASSES
-from layers import Conv2DTranspose, OneHot, conv_block
-from losses import emotion_loss
+from lazy_import import lazy_import
+from train_config import arg
+
+# Keras, the building blocks and the losses load when a network is built, so --help and flag errors
+# answer first (loading Keras takes seconds; see lazy_import.py).
+keras, layers, ops = lazy_import("keras"), lazy_import("keras.layers"), lazy_import("keras.ops")
+blocks, losses = lazy_import("blocks"), lazy_import("losses")
 
 
 # ## Config
 
 @dataclass
-class Config(trainer.TrainConfig):
-    base_filters: int = trainer.arg(64, "channels of the first G and D conv (doubling per level)")
+class Config(train_config.TrainConfig):
+    base_filters: int = arg(64, "channels of the first G and D conv (doubling per level)", minimum=1)
+
+    DEMO = {**train_config.TrainConfig.DEMO, "base_filters": 12}  # small networks for --demo
 
 
 # ## Networks
@@ -48,24 +52,24 @@ def build_generator(config):
     """G_enc: face -> 4 skip tensors; G_dec: skips + target label -> face."""
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    z1 = conv_block(face, f, padding="valid", norm=False)     # 23x23, keeps brightness (see above)
-    z2 = conv_block(z1, 2 * f, padding="valid")               # 10x10
-    z3 = conv_block(z2, 4 * f, padding="valid")               # 4x4
-    z4 = conv_block(z3, 8 * f, padding="valid", norm=False)   # 1x1 bottleneck
+    z1 = blocks.conv_block(face, f, padding="valid", norm=False)     # 23x23, keeps brightness (see above)
+    z2 = blocks.conv_block(z1, 2 * f, padding="valid")               # 10x10
+    z3 = blocks.conv_block(z2, 4 * f, padding="valid")               # 4x4
+    z4 = blocks.conv_block(z3, 8 * f, padding="valid", norm=False)   # 1x1 bottleneck
     g_enc = keras.Model(face, [z1, z2, z3, z4], name="g_enc")
 
     skips = [keras.Input(tuple(z.shape[1:]), name=f"z{i + 1}") for i, z in enumerate((z1, z2, z3, z4))]
     target = keras.Input((), dtype="int32", name="target_label")
     # The transform: mix the bottleneck code with the requested emotion.
-    code = layers.Concatenate()([layers.Flatten()(skips[3]), OneHot()(target)])
+    code = layers.Concatenate()([layers.Flatten()(skips[3]), blocks.OneHot()(target)])
     code = layers.LeakyReLU(0.2)(layers.Dense(8 * f + NUM_CLASSES)(code))
     u = layers.Conv2D(8 * f, 1)(layers.Reshape((1, 1, 8 * f + NUM_CLASSES))(code))
-    u = conv_block(u, 4 * f, transpose=True, padding="valid", activation="relu")   # 4x4
-    u = conv_block(layers.Concatenate()([u, skips[2]]), 2 * f, transpose=True, padding="valid",
+    u = blocks.conv_block(u, 4 * f, transpose=True, padding="valid", activation="relu")   # 4x4
+    u = blocks.conv_block(layers.Concatenate()([u, skips[2]]), 2 * f, transpose=True, padding="valid",
                    activation="relu")                                              # 10x10
-    u = conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
+    u = blocks.conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
                    output_padding=1, activation="relu")                            # 23x23
-    u = Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
+    u = blocks.Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
         layers.Concatenate()([u, skips[0]]))                                       # 48x48
     g_dec = keras.Model([*skips, target], u, name="g_dec")
     return g_enc, g_dec
@@ -75,10 +79,10 @@ def build_discriminator(config):
     """Multi-task D: shared convs -> (real/fake logit, 7 emotion logits)."""
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    x = conv_block(face, f, padding="valid", norm=False)
-    x = conv_block(x, 2 * f, padding="valid")
-    x = conv_block(x, 4 * f, padding="valid")
-    x = layers.Flatten()(conv_block(x, 8 * f, padding="valid", norm=False))
+    x = blocks.conv_block(face, f, padding="valid", norm=False)
+    x = blocks.conv_block(x, 2 * f, padding="valid")
+    x = blocks.conv_block(x, 4 * f, padding="valid")
+    x = layers.Flatten()(blocks.conv_block(x, 8 * f, padding="valid", norm=False))
     adv = layers.Dense(1, name="adv")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
     cls = layers.Dense(NUM_CLASSES, name="cls")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
     return keras.Model(face, [adv, cls], name="d")
@@ -127,14 +131,14 @@ def discriminator_loss(nets, batch, generated, config):
     n = ops.shape(batch.images)[0]
     adv, cls = nets["d"](ops.concatenate([batch.images, generated["fakes"]], axis=0))
     terms = {"adv": bce(adv[:n], True) + bce(adv[n:], False),
-             "cls": emotion_loss(cls[:n], batch.labels) + emotion_loss(cls[n:])}
+             "cls": losses.emotion_loss(cls[:n], batch.labels) + losses.emotion_loss(cls[n:])}
     return config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"], terms
 
 
 def generator_loss(nets, batch, generated, config):
     adv, cls = nets["d"](generated["fakes"])
     terms = {"adv": bce(adv, True),
-             "cls": emotion_loss(cls, fake_targets(batch)),
+             "cls": losses.emotion_loss(cls, fake_targets(batch)),
              "rec": ops.mean(ops.abs(generated["rec"] - batch.images))}
     total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
              + config.rec_loss_w * terms["rec"])
@@ -144,7 +148,10 @@ def generator_loss(nets, batch, generated, config):
 # ## Main
 
 def main(argv=None):
-    trainer.main(sys.modules[__name__], argv)
+    experiment = sys.modules[__name__]
+    config, given = train_config.parse_or_exit(experiment, argv)
+    import trainer  # Keras loads here, once the flags are known to be good
+    trainer.main(experiment, config, given)
 
 
 if __name__ == "__main__":

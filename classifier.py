@@ -20,14 +20,15 @@ import shutil
 import sys
 import time
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
-from keras import layers
 
 import atomic
 from data_loader import (EMOTIONS, IMAGE_SIZE, NUM_CLASSES, REPO_ROOT, DataError, load_fer2013,
                          to_float)
+from lazy_import import lazy_import
+
+# Keras loads on first use, after the flags are read: --help and flag errors answer first.
+keras, layers = lazy_import("keras"), lazy_import("keras.layers")
 
 MODEL_FILE = "classifier.keras"
 METRICS_FILE = "metrics.json"
@@ -201,14 +202,15 @@ def _validation_split(labels, fraction, seed):
     return np.setdiff1d(np.arange(len(labels)), val), np.sort(val)
 
 
-class _EpochSeconds(keras.callbacks.Callback):
-    """Adds each epoch's wall time to its logs (so the CSV log sums to the whole run's time)."""
+def _epoch_seconds():
+    """A callback that adds each epoch's wall time to its logs (so the CSV log sums to the run's time)."""
+    start = {}
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.time()
+    def on_epoch_end(epoch, logs):
+        logs["seconds"] = time.time() - start[epoch]
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs["seconds"] = time.time() - self.start
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: start.__setitem__(epoch, time.time()),
+                                          on_epoch_end=on_epoch_end)
 
 
 # Checked before any data is read: (flag, test, what it must be).
@@ -291,7 +293,7 @@ def main(argv=None):
         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
         class_weight_power=args.class_weight_power, seed=args.seed, checkpoint_dir=checkpoint_dir,
         max_minutes=args.max_minutes, verbose=args.verbose,
-        extra_callbacks=[_EpochSeconds(), keras.callbacks.CSVLogger(str(log_file), append=True)])
+        extra_callbacks=[_epoch_seconds(), keras.callbacks.CSVLogger(str(log_file), append=True)])
     if history.epoch and history.epoch[-1] + 1 < args.epochs:  # --max_minutes ended it
         print(f"stopped after epoch {history.epoch[-1] + 1} of {args.epochs}; run the same command "
               f"again to continue from {checkpoint_dir}")

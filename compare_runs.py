@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import os
 import pathlib
@@ -26,10 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 import atomic  # noqa: E402
+import experiments  # noqa: E402
+import run_folder  # noqa: E402
+from repo import REPO_ROOT  # noqa: E402
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
 TABLE_FILE = "experiment_log.md"
 PLOT_FILE = "experiment_log.png"
 README_START, README_END = "<!-- experiment-log:start -->", "<!-- experiment-log:end -->"
@@ -61,7 +60,8 @@ class Run:
         """config "description", else the first line of the experiment script's docstring."""
         text = self.config.get("description") or ""
         script = REPO_ROOT / self.script
-        if not text and self.script and script.is_file():
+        # Only a registered script's docstring: a run folder's config must not point at other files.
+        if not text and self.script in {f"{name}.py" for name in experiments.EXPERIMENTS} and script.is_file():
             try:
                 text = ast.get_docstring(ast.parse(script.read_text())) or ""
             except (SyntaxError, ValueError, OSError):  # not a Python script (binary, unreadable): no docstring
@@ -73,32 +73,17 @@ def load_run(folder) -> Run:
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise CompareError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} run folder")
-    config = {}
-    if (folder / CONFIG_FILE).exists():
-        try:
-            config = json.loads((folder / CONFIG_FILE).read_text())
-        except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
-            raise CompareError(f"{folder / CONFIG_FILE}: not valid JSON ({err})") from None
-        if not isinstance(config, dict):
-            raise CompareError(f"{folder / CONFIG_FILE}: expected a JSON object")
-    metrics = folder / METRICS_FILE
+    metrics = folder / run_folder.METRICS
     if not metrics.exists():
         raise CompareError(f"{metrics}: no metrics yet; evaluate the run first: python evaluate.py {folder}")
     try:
-        lines = metrics.read_text().splitlines()
-    except (ValueError, OSError) as err:
-        raise CompareError(f"{metrics}: not a readable text file ({err})") from None
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CompareError(f"{metrics}: line {number}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("mean"), dict):
-            raise CompareError(f"{metrics}: line {number}: not an evaluation record (no 'mean' metrics)")
-        records.append(_checked_numbers(record, f"{metrics}: line {number}"))
+        config = run_folder.read_config(folder, missing_ok=True)
+        records = run_folder.read_metrics(folder, check=_checked_numbers)
+    except run_folder.RunFolderError as err:
+        raise CompareError(str(err)) from None
+    if "experiment" in config and config["experiment"] not in experiments.EXPERIMENTS:
+        raise CompareError(f"{folder / run_folder.CONFIG}: unknown experiment {config['experiment']!r}; "
+                           f"known: {', '.join(experiments.EXPERIMENTS)}")
     if not records:
         raise CompareError(f"{metrics}: empty; evaluate the run first: python evaluate.py {folder}")
     return Run(folder, config, records)
@@ -115,7 +100,7 @@ def _checked_numbers(record: dict, where: str) -> dict:
                          ("rec_l1", record["mean"]), ("relative_accuracy", record.setdefault("min", {}))):
         value = holder.get(name)
         if value is not None and not _is_number(value):
-            raise CompareError(f"{where}: {name} {value!r} is not a number")
+            raise run_folder.RunFolderError(f"{where}: {name} {value!r} is not a number")
         if value is not None and not math.isfinite(value):
             holder[name], holder[f"{name}_nonfinite"] = None, True
     return record

@@ -27,6 +27,7 @@ import pandas as pd
 from isal import igzip
 
 import atomic
+from repo import REPO_ROOT
 
 EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(EMOTIONS)
@@ -37,7 +38,6 @@ CSV_COLUMNS = ("emotion", "pixels", "Usage")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 FOLDER_SPLITS = {"train": "Training", "test": "PublicTest"}
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_CANDIDATES = ("datasets/fer2013.csv", "datasets/fer2013.csv.gz", "datasets/fer2013")
 DEFAULT_CACHE_DIR = REPO_ROOT / "datasets" / "cache"
 HOW_TO_GET = (

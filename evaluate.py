@@ -13,7 +13,7 @@ holds only weights, such as the committed saved_models/pretrained, is evaluated 
 its metrics.jsonl never gets a record that belongs to no step. A run folder that cannot be written
 to costs the record, not the results: they are printed, then one `error:` line, exit status 2.
 JSON has no NaN: a non-finite number is written as null with `<name>_nonfinite: true` beside it.
-`EvaluationCallback` does the same during training every few epochs.
+trainer.EvaluationCallback does the same during training every few epochs.
 
 FID is biased at small N, and meaningless when a class has no more faces than the feature dimension
 (Disgust has 55-56 test faces): such classes are marked `fid_small_n`, left out of the mean FID, and
@@ -23,23 +23,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import math
 import pathlib
 import sys
 import time
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
 import numpy as np
 
-import atomic
 import fid
-import trainer
+import run_folder
 from data_loader import EMOTIONS, DataError, Split, load_fer2013, to_float
-from translate import GeneratorError, load_generator
-
-METRICS_FILE = "metrics.jsonl"
 
 
 def check_max_per_class(max_per_class: int | None) -> None:
@@ -63,15 +55,17 @@ class Evaluator:
                      for label, faces in self.faces.items()}
 
     def __call__(self, translate) -> dict:
-        """Metrics of `translate(x float32 (N,48,48,1) in [-1,1], target_labels int (N,)) -> faces`."""
+        """Metrics of `translate(x float32 (N,48,48,1) in [-1,1], target_labels int (N,)) -> faces`
+        (a Translator's or the training GAN's: they batch)."""
         per_emotion = {}
         for target, real in self.real.items():
             sources = [label for label in self.faces if label != target]
             x = to_float(np.concatenate([self.faces[label] for label in sources]))
             source_labels = np.concatenate([np.full(len(self.faces[label]), label) for label in sources])
-            fakes = self._translate(translate, x, np.full(len(x), target))
+            fakes = fid.check_faces(translate(x, np.full(len(x), target, np.int32)),
+                                    "the generator's translations")
             features, verdicts = self.extractor.features_and_predictions(fakes)
-            back = self._translate(translate, fakes, source_labels)
+            back = translate(fakes, source_labels.astype(np.int32))
             scores = fid.score(real, features)
             accuracy = float(np.mean(verdicts == target))
             per_emotion[EMOTIONS[target]] = {
@@ -102,29 +96,6 @@ class Evaluator:
             "min": {"relative_accuracy": float(np.min(relative)) if relative else None},
         }
 
-    def _translate(self, translate, x, target_labels) -> np.ndarray:
-        batches = [keras.ops.convert_to_numpy(translate(x[start:start + self.batch_size],
-                                                        target_labels[start:start + self.batch_size]
-                                                        .astype(np.int32)))
-                   for start in range(0, len(x), self.batch_size)]
-        return fid.check_faces(np.concatenate(batches), "the generator's translations")
-
-
-def json_safe(value):
-    """`value` with every NaN or infinite float replaced by None, flagged by `<key>_nonfinite: true`
-    beside it in its dict: JSON has no NaN (Python's bare `NaN` breaks other readers)."""
-    if isinstance(value, dict):
-        safe = {}
-        for key, item in value.items():
-            if isinstance(item, float) and not math.isfinite(item):
-                safe[key], safe[f"{key}_nonfinite"] = None, True
-            else:
-                safe[key] = json_safe(item)
-        return safe
-    if isinstance(value, (list, tuple)):
-        return [None if isinstance(item, float) and not math.isfinite(item) else json_safe(item) for item in value]
-    return value
-
 
 def relative_accuracy(accuracy: float, real_accuracy: float | None) -> float | None:
     """Translations read as their target, relative to real faces of the target read as it.
@@ -134,17 +105,6 @@ def relative_accuracy(accuracy: float, real_accuracy: float | None) -> float | N
     the classifier never reads real faces of t as t (no reference to be relative to).
     """
     return None if not real_accuracy else accuracy / real_accuracy
-
-
-def append_metrics(run_dir, record: dict) -> pathlib.Path:
-    """Append one JSON line to <run_dir>/metrics.jsonl, atomically (a crash leaves the old file whole)."""
-    path = pathlib.Path(run_dir) / METRICS_FILE
-    old = path.read_bytes() if path.exists() else b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    with atomic.replacing(path) as temporary:
-        temporary.write_bytes(old + (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
-    return path
 
 
 def format_report(record: dict) -> str:
@@ -174,57 +134,9 @@ def format_report(record: dict) -> str:
     return "\n".join(lines)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time of an evaluation record, UTC, ISO 8601."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-class EvaluationCallback(keras.callbacks.Callback):
-    """Evaluates `self.model.translate` every `every_epochs` epochs; appends to <run_dir>/metrics.jsonl.
-
-    Also writes logs["fid"], logs["kid"], logs["expression_accuracy"] (the means) and
-    logs["min_relative_accuracy"], so later callbacks (a KerasTuner objective, TensorBoard) can read them.
-    """
-
-    def __init__(self, run_dir, test_split: Split, classifier_path=None, every_epochs: int = 1,
-                 max_per_class: int | None = None, stats_dir=None):
-        super().__init__()
-        if every_epochs < 1:
-            raise ValueError(f"every_epochs must be at least 1, got {every_epochs}")
-        self.run_dir, self.every_epochs = pathlib.Path(run_dir), every_epochs
-        self.evaluator = Evaluator(test_split, fid.ClassifierExtractor.load(classifier_path), max_per_class,
-                                   stats_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_epochs:
-            return
-        start = time.time()
-        record = self.evaluator(self.model.translate)
-        step = getattr(self.model, "step", None)  # the trainer's global step (counted across resumes)
-        if step is None and getattr(self.model, "optimizer", None) is not None:
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        checkpoint = self.run_dir / trainer.CHECKPOINT
-        record = {"time": _now(), "step": step, "epoch": epoch + 1,
-                  "checkpoint": str(checkpoint) if checkpoint.exists() else None, **record,
-                  "seconds": round(time.time() - start, 1)}
-        append_metrics(self.run_dir, record)
-        if logs is not None:  # no "fid" when every class is too small for it (see the module doc)
-            means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
-                     "expression_accuracy": record["mean"]["accuracy"],
-                     "min_relative_accuracy": record["min"]["relative_accuracy"]}
-            logs.update({key: value for key, value in means.items() if value is not None})
-
-
-def _trained_steps(run_dir: pathlib.Path) -> tuple[int | None, int | None]:
-    """(step, epoch) of a run's last checkpoint, which the final generator was saved after.
-
-    epoch counts as Keras does in the callback: the 1-based epoch the step fell in.
-    """
-    try:
-        with np.load(run_dir / trainer.CHECKPOINT) as archive:
-            state = json.loads(str(archive["state"]))
-        return state["step"], -(-state["step"] // state["steps_per_epoch"])
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return None, None
 
 
 def main(argv=None) -> int:
@@ -247,29 +159,29 @@ def main(argv=None) -> int:
         if not run_dir.is_dir():
             raise fid.FIDError(f"{run_dir}: {'a file, not a' if run_dir.exists() else 'no such'} run folder")
         check_max_per_class(args.max_per_class)
-        translator = load_generator(run_dir)  # first: a broken generator fails before any work is done
+        translator = run_folder.load_translator(run_dir)  # first: a broken generator fails before any work
         data = load_fer2013(args.data)
         evaluator = Evaluator(data.split(args.split), fid.ClassifierExtractor.load(args.classifier),
                               args.max_per_class, args.stats_dir)
         record = evaluator(translator.translate)
-    except (fid.FIDError, DataError, GeneratorError) as err:
+    except (fid.FIDError, DataError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    step, epoch = _trained_steps(run_dir)
+    step, epoch = run_folder.trained_steps(run_dir)
     if args.step is not None and args.step != step:
         step, epoch = args.step, None
-    generator = ", ".join(str(path) for path in trainer.generator_files(run_dir))
-    record = {"time": _now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
+    generator = ", ".join(str(path) for path in run_folder.generator_files(run_dir))
+    record = {"time": now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
               **record, "seconds": round(time.time() - start, 1)}
     print(format_report(record))
     if step is None:
-        print(f"not recorded: {run_dir} has no {trainer.CHECKPOINT} to say which training step these weights "
-              f"are from; give --step N to append the results to its {METRICS_FILE}")
+        print(f"not recorded: {run_dir} has no {run_folder.CHECKPOINT} to say which training step these weights "
+              f"are from; give --step N to append the results to its {run_folder.METRICS}")
         return 0
     try:
-        print(f"appended to {append_metrics(run_dir, record)}")
+        print(f"appended to {run_folder.append_metrics(run_dir, record)}")
     except OSError as err:
-        print(f"error: {run_dir / METRICS_FILE}: results not recorded ({err.strerror or err}); "
+        print(f"error: {run_dir / run_folder.METRICS}: results not recorded ({err.strerror or err}); "
               "they are printed above", file=sys.stderr)
         return 2
     return 0

@@ -31,9 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 
 import atomic
+import classifier
 from data_loader import EMOTIONS, IMAGE_SIZE, DataError, image_files, load_fer2013, read_face, to_float
+from lazy_import import lazy_import
+from repo import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
+keras = lazy_import("keras")  # loads when an extractor is built: --help and flag errors answer first
+
 DEFAULT_STATS_DIR = REPO_ROOT / "saved_models" / "fid_stats"
 DEFAULT_CLASSIFIER_PATH = REPO_ROOT / "saved_models" / "expression_classifier"
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -47,13 +51,6 @@ KID_MAX_SUBSET_SIZE = 1000
 
 class FIDError(ValueError):
     """Bad input or missing weights; the message is one line saying what to do."""
-
-
-def _keras():
-    """Keras, imported on first use: the CLI checks its input files before TensorFlow's slow import."""
-    import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-    import keras
-    return keras
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,7 +135,7 @@ def weights_fingerprint(model: keras.Model) -> str:
     """A short hash of a model's weights: tells two checkpoints (or random inits) apart."""
     digest = hashlib.sha256()
     for weight in model.weights:
-        digest.update(np.ascontiguousarray(_keras().ops.convert_to_numpy(weight)).tobytes())
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -197,13 +194,11 @@ class ClassifierExtractor(FeatureExtractor):
         except ValueError:
             raise FIDError(f"classifier {model.name!r} has no layer named 'features' "
                            f"(expected a model from classifier.build_classifier)") from None
-        super().__init__(_keras().Model(model.input, [features, model.outputs[0]]), batch_size)
+        super().__init__(keras.Model(model.input, [features, model.outputs[0]]), batch_size)
 
     @classmethod
     def load(cls, path=None) -> "ClassifierExtractor":
         """From a saved classifier (its `.keras` file or folder); default saved_models/expression_classifier."""
-        _keras()
-        import classifier
         try:
             return cls(classifier.load_classifier(path or DEFAULT_CLASSIFIER_PATH))
         except FileNotFoundError as err:
@@ -227,7 +222,6 @@ class InceptionExtractor(FeatureExtractor):
         super().__init__(model, batch_size)
 
     def _prepare(self, faces):
-        keras = _keras()
         rgb = keras.ops.repeat(keras.ops.image.resize(
             faces, (INCEPTION_SIZE, INCEPTION_SIZE), interpolation="bilinear"), 3, axis=-1)
         return keras.applications.inception_v3.preprocess_input((rgb + 1.0) * 127.5)
@@ -242,7 +236,7 @@ class InceptionExtractor(FeatureExtractor):
                            f"on a machine with internet and pass --inception_weights PATH (or put it in "
                            f"{keras_home / 'models'}), or use --extractor classifier, which works offline")
         try:
-            model = _keras().applications.InceptionV3(include_top=False, pooling="avg", weights=str(path),
+            model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=str(path),
                                                    input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
         except (ValueError, OSError) as err:
             raise FIDError(f"{path}: not InceptionV3 'notop' weights ({str(err).splitlines()[0]})") from None
@@ -289,6 +283,13 @@ def _read_real_features(cache_file: pathlib.Path) -> RealFeatures:
         verdicts = archive["verdicts"].astype(np.int64) if "verdicts" in archive else None
         return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
                             cache_file, from_cache=True, verdicts=verdicts)
+
+
+def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarray:
+    """At most `max_n` of `images`, a seeded choice kept in data order (all of them when max_n is None)."""
+    if max_n is None or len(images) <= max_n:
+        return images
+    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:max_n])]
 
 
 def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, description: str = "",
@@ -388,13 +389,6 @@ def _load_image_folder(folder: pathlib.Path) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
-
-def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarray:
-    """At most `max_n` of `images`, a seeded choice kept in data order (all of them when max_n is None)."""
-    if max_n is None or len(images) <= max_n:
-        return images
-    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:max_n])]
-
 
 def emotion_label(name: str) -> int:
     """'Happy', 'happy' or '3' -> 3."""

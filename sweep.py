@@ -10,7 +10,7 @@ bayes) sweeps any numeric flag of the script instead. All other flags go to the 
 Each trial is an ordinary training run: <directory>/saved_models/trial_<id>/ (config.json, the loss
 log, checkpoints, metrics.jsonl) with its grids in <directory>/images/trial_<id>/, so
 `python compare_runs.py <directory>/saved_models/trial_*` tabulates a sweep. After training, the
-trial's generator is scored by evaluate.EvaluationCallback on the PublicTest split (appended to its
+trial's generator is scored by trainer.EvaluationCallback on the PublicTest split (appended to its
 metrics.jsonl); the mean KID or FID over the 7 target emotions is the objective, minimised. All
 trials use the same --seed, so they differ only in their hyperparameters. KerasTuner keeps its state
 in <directory>/tuner/.
@@ -25,9 +25,7 @@ KERASTUNER_TUNER_ID=chief on one process (it hands out trials and trains none) a
 """
 import argparse
 import dataclasses
-import importlib
 import importlib.util
-import itertools
 import json
 import math
 import os
@@ -35,15 +33,16 @@ import pathlib
 import shutil
 import sys
 
-import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-import keras
-import keras_tuner as kt
-
 import atomic
 import data_loader
-import evaluate
+import experiments
 import fid
-import trainer
+import run_folder
+import train_config
+from lazy_import import lazy_import
+
+# KerasTuner imports Keras: it loads once the flags are read (see lazy_import.py).
+keras, kt = lazy_import("keras"), lazy_import("keras_tuner")
 
 OBJECTIVES = ("kid", "fid")
 # The paper's Fig. 2 axes; the middle values are the paper's defaults (2e-4, 1, 1).
@@ -98,10 +97,12 @@ class Sweep:
                       # A diverging trial (NaN loss) is a result, not a reason to stop the sweep.
                       max_consecutive_failed_trials=self.max_trials + 1)
         if self.algorithm == "grid":
+            from sweep_tuner import GridOracle
             return GridOracle(**common)
         return kt.oracles.BayesianOptimizationOracle(**common)
 
     def tuner(self):
+        from sweep_tuner import SweepTuner
         return SweepTuner(self, oracle=self.oracle(), directory=str(self.directory),
                           project_name=PROJECT, overwrite=False)
 
@@ -114,23 +115,25 @@ class Sweep:
 
     def run_trial(self, trial_id, values):
         """Train (or finish) one trial's run and return its metrics for the oracle."""
+        import trainer
         argv = self.trial_argv(trial_id, values)
-        config, _ = trainer.parse_config(self.experiment, argv)
+        config, _ = train_config.parse_config(self.experiment, argv)
         run_dir, images_dir = trainer.run_dirs(config, self.experiment)
-        resume = (run_dir / trainer.CHECKPOINT).is_file()
+        resume = (run_dir / run_folder.CHECKPOINT).is_file()
         if not resume:  # an earlier attempt that stopped before its first checkpoint: start afresh
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(images_dir, ignore_errors=True)
         keras.backend.clear_session()
         try:
-            run = trainer.prepare(self.experiment, argv + (["--resume"] if resume else []))
+            run = trainer.prepare(self.experiment, *train_config.parse_config(
+                self.experiment, argv + (["--resume"] if resume else [])))
             if run.parallel.is_chief:
                 _add_notes(run.run_dir, f"sweep {self.directory.name}, trial {trial_id}: " +
                            ", ".join(f"{name}={value:g}" for name, value in sorted(values.items())))
             model = trainer.train(run)
         except trainer.NonFiniteError as err:
             raise kt.errors.FailedTrialError(f"trial {trial_id}: {err}") from None
-        except (trainer.ConfigError, data_loader.DataError) as err:
+        except (train_config.ConfigError, data_loader.DataError) as err:
             raise kt.errors.FatalError(f"trial {trial_id}: {err}") from None
         try:
             record = self.final_evaluation(run, model)
@@ -146,65 +149,26 @@ class Sweep:
 
     def final_evaluation(self, run, model):
         """The evaluation of the trained generator: --eval_every's last one if it was at the final
-        step, else a new one by evaluate.EvaluationCallback (appended to metrics.jsonl)."""
-        records = _read_metrics(run.run_dir)
+        step, else a new one by trainer.EvaluationCallback (appended to metrics.jsonl)."""
+        import trainer
+        records = run_folder.read_metrics(run.run_dir)
         if records and records[-1].get("step") == model.step:
             return records[-1]
-        callback = evaluate.EvaluationCallback(
+        callback = trainer.EvaluationCallback(
             str(run.run_dir), run.dataset.split("PublicTest"), run.config.classifier or None,
             max_per_class=self.eval_max_per_class, stats_dir=self.stats_dir)
         callback.set_model(model)
         steps_per_epoch = data_loader.Batches(run.dataset.split("Training"), run.config.batch_size,
                                               balanced=run.config.balanced).steps_per_epoch
         callback.on_epoch_end((model.step - 1) // steps_per_epoch, {})
-        return _read_metrics(run.run_dir)[-1]
-
-
-class GridOracle(kt.Oracle):
-    """Every combination of the grid's values, in order, each once.
-
-    Instead of KerasTuner's GridSearchOracle, which keeps its place in the grid only in memory: a
-    reloaded sweep stopped after the trials it had finished (keras-team/keras-tuner#1055). Here
-    the next combination is the first one without a trial, recorded or running."""
-
-    def populate_space(self, trial_id):
-        taken = {_key(trial.hyperparameters.values) for trial in self.trials.values()}
-        space = self.get_space().space
-        for combination in itertools.product(*(hp.values for hp in space)):
-            values = {hp.name: value for hp, value in zip(space, combination)}
-            if _key(values) not in taken:
-                return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": values}
-        return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
-
-
-def _key(values):
-    return tuple(sorted(values.items()))
-
-
-class SweepTuner(kt.Tuner):
-    """A KerasTuner tuner whose trial is a whole training run of the experiment script."""
-
-    def __init__(self, sweep, **kwargs):
-        self.sweep = sweep
-        super().__init__(**kwargs)
-
-    def run_trial(self, trial, *args, **kwargs):
-        return self.sweep.run_trial(trial.trial_id, trial.hyperparameters.values)
-
-
-def _read_metrics(run_dir):
-    path = pathlib.Path(run_dir) / evaluate.METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return run_folder.read_metrics(run.run_dir)[-1]
 
 
 def _add_notes(run_dir, notes):
     """Put the trial's hyperparameters into config.json's notes (compare_runs shows them)."""
-    path = pathlib.Path(run_dir) / "config.json"
-    config = json.loads(path.read_text())
+    config = run_folder.read_config(run_dir)
     if config.get("notes") != notes:
-        atomic.write_text(path, json.dumps({**config, "notes": notes}, indent=2))
+        run_folder.write_config(run_dir, {**config, "notes": notes})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,20 +176,18 @@ def _add_notes(run_dir, notes):
 # ---------------------------------------------------------------------------------------------
 
 def load_experiment(name):
-    module_name = pathlib.Path(name).name.removesuffix(".py")
+    """A registered experiment script, by module name or file name (ccyclegan_t2, ccyclegan_t2.py)."""
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise SweepError(f"{name}: cannot import the experiment script ({err})") from None
-    if not hasattr(module, "Config") or not hasattr(module, "build_networks"):
-        raise SweepError(f"{name}: not an experiment script (no Config and build_networks)")
-    return module
+        return experiments.load(pathlib.Path(name).name.removesuffix(".py"), source=name)
+    except experiments.ExperimentError as err:
+        raise SweepError(str(err)) from None
 
 
 def tunable_fields(experiment):
     """The script's numeric flags that shape a run (not where it runs or for how long)."""
+    resumable = experiment.Config.resumable_fields()
     return {f.name: f.type for f in dataclasses.fields(experiment.Config)
-            if f.type in (int, float) and f.name not in trainer.RESUMABLE}
+            if f.type in (int, float) and f.name not in resumable}
 
 
 def parse_space(specs, experiment, algorithm):
@@ -286,7 +248,7 @@ def parse_args(argv=None):
         if any(a == f"--{name}" or a.startswith(f"--{name}=") for a in script_args):
             raise SweepError(f"--{name}: set by the sweep for each trial (runs go to "
                              f"{args.directory}/saved_models/trial_<id>)")
-    config, _ = trainer.parse_config(experiment, script_args)  # unknown or malformed flags fail here
+    config, _ = train_config.parse_config(experiment, script_args)  # unknown or malformed flags fail here
     if config.distribute == "multi_worker":
         raise SweepError("--distribute multi_worker: spread a sweep over hosts with KerasTuner's "
                          "chief/worker mode instead (see --help); within a trial use mirrored or "
@@ -327,9 +289,13 @@ def _is_worker():
 def main(argv=None):
     try:
         sweep = parse_args(argv)
+    except (SweepError, train_config.ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:  # KerasTuner (and Keras) load from here on
         tuner = sweep.tuner()
         tuner.search()
-    except (SweepError, trainer.ConfigError, data_loader.DataError, kt.errors.FatalError) as err:
+    except (train_config.ConfigError, data_loader.DataError, kt.errors.FatalError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if _is_worker():  # the chief may be gone already; it reports the results

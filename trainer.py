@@ -1,39 +1,25 @@
-"""Training machinery shared by the experiment scripts -- the only backend-specific code.
+"""How an experiment is trained: the GAN step, the callbacks around it, and the run from flags to
+the saved generator.
 
-An experiment script (ccyclegan_t1.py, ccyclegan_t2.py) is a module that defines:
+An experiment script (ccyclegan_t1.py, ccyclegan_t2.py) fulfils experiments.Experiment: its Config,
+networks, target draws, forward pass and losses. Its `main` reads the flags with train_config (no
+Keras yet) and hands them to `main` here. One training step (`GAN.train_step`) runs G forward once,
+updates D on real faces vs. those translations, then updates G against the updated D through the
+same forward pass; how gradients are taken on each backend is autodiff.py's business. Data
+parallelism (`--distribute`) comes from distribute.py: the trainer builds the model in its scope,
+scales the differentiated losses by its `grad_scale` and feeds `fit` through it. What the run
+writes, and how, is run_folder.py's.
 
-    Config                         a dataclass subclassing TrainConfig (its CLI is built from it)
-    build_networks(config)         {name: keras.Model}; "d" is the discriminator, the rest make up G
-    draw_targets(labels, rng)      int32 target emotions for a batch, drawn on the host
-    generate(nets, batch)          G's forward pass: a dict of float tensors the losses need
-    discriminator_loss(nets, batch, generated, config) -> (total, {term: value})
-    generator_loss(nets, batch, generated, config)     -> (total, {term: value})
-    translate(nets, images, target_labels)             -> translated images
-    reconstruct(nets, images, labels)                  -> the faces rebuilt (grid's last column)
+Backend-specific code lives in autodiff.py (gradients), distribute.py (tf.distribute, JAX
+DataParallel), blocks.Conv2DTranspose (a JAX backward) and here: JAX's stateless `train_step`, a
+tf.distribute work-around in `GAN`, and TensorBoard scalars through `tf.summary` in `StepLog`.
 
-and its `main` calls `trainer.main(module)`. One training step (`GAN.train_step`) runs G forward
-once, updates D on real faces vs. those translations, then updates G against the updated D through
-the same forward pass; the three backends differ only in how gradients are taken (`_Autodiff*`).
-Data parallelism (`--distribute`) comes from distribute.py: the trainer builds the model in its
-scope, scales the differentiated losses by its `grad_scale` and feeds `fit` through it.
-
-Entry points for other code: `main(experiment, argv)`; `prepare(experiment, argv) -> Run` and
-`train(run) -> GAN` (the two halves of main); `load_translator(run_dir) -> Translator` with
-`translate(images, target_labels)` and `reconstruct(images, labels)`; `GAN.translate` the same
-during training (evaluate.EvaluationCallback uses it).
-
-Outputs of a run (`--run_name`, under `--output_dir`):
-    saved_models/<run>/config.json          the full config (+ experiment, backend)
-    saved_models/<run>/train_log.jsonl      one line per step: every loss term
-    saved_models/<run>/tensorboard/         the same scalars for TensorBoard
-    saved_models/<run>/checkpoint.npz       G, D, both optimizers, step (atomic, last good one)
-    saved_models/<run>/<generator part>.keras   final generator (T1: generator, T2: g_enc + g_dec)
-    images/<run>/step_0000200.png           sample grids from fixed test faces
+Entry points for other code: `main(experiment, config, given)`; `prepare(experiment, config, given)
+-> Run` and `train(run) -> GAN` (its two halves); `build_model`, `save_checkpoint`,
+`load_checkpoint`; `GAN.translate`/`reconstruct` during training; `EvaluationCallback`.
 """
-import argparse
 import dataclasses
 import functools
-import importlib
 import itertools
 import json
 import math
@@ -47,138 +33,25 @@ import keras
 import numpy as np
 from keras import ops
 
-import atomic
+import autodiff
 import data_loader
 import distribute
+import evaluate
+import experiments
+import fid
 import grids
+import run_folder
 from data_loader import EMOTIONS, NUM_CLASSES, DataError
+from inference import Translator
+from train_config import ConfigError
 
 BACKEND = keras.backend.backend()
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-CHECKPOINT = "checkpoint.npz"
-LOG = "train_log.jsonl"
 
 Batch = namedtuple("Batch", "images labels targets")
 
 
-class ConfigError(ValueError):
-    """Bad command-line input; reported as one `error: ...` line, exit status 2."""
-
-
 class NonFiniteError(RuntimeError):
     """A loss or weight became NaN/Inf; the message names the step and the term."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Config and command line
-# ---------------------------------------------------------------------------------------------
-
-def arg(default, help):
-    """A Config field with its --help text."""
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    data: str = arg("", "FER2013 CSV (.csv/.csv.gz) or image folder; default datasets/fer2013.csv")
-    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)")
-    output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go")
-    epochs: int = arg(200, "passes over the Training split")
-    batch_size: int = arg(64, "faces per step")
-    max_steps: int = arg(0, "stop after this many steps in total (0: no limit)")
-    sample_interval: int = arg(200, "write a sample grid every N steps")
-    checkpoint_interval: int = arg(500, "write a checkpoint every N steps (and at every epoch end)")
-    seed: int = arg(0, "seed of weights, data order, flips and target labels")
-    balanced: bool = arg(False, "class-balanced epochs (Disgust is 1.5%% of FER2013)")
-    resume: bool = arg(False, "continue the run folder --run_name from its checkpoint")
-    demo: bool = arg(False, "synthetic faces, small networks, lr 2e-3, rec_loss_w 10, 700 steps: "
-                            "a couple of minutes on CPU (flags given override)")
-    eval_every: int = arg(0, "run evaluate.EvaluationCallback every N epochs (0: off)")
-    classifier: str = arg("", "expression classifier .keras for --eval_every")
-    distribute: str = arg("none", "data parallelism: none, mirrored, multi_worker (TF), "
-                                  "data_parallel (JAX); see distribute.py")
-    d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight")
-    d_cl_loss_w: float = arg(1.0, "D: emotion-head loss weight (real faces; 'no emotion' for translations)")
-    g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight")
-    g_cl_loss_w: float = arg(1.0, "G: classification loss weight (lambda_cl)")
-    rec_loss_w: float = arg(1.0, "G: cycle/reconstruction L1 weight (lambda_cyc)")
-    adam_lr: float = arg(2e-4, "Adam learning rate (G and D)")
-    adam_beta_1: float = arg(0.5, "Adam beta_1")
-    adam_beta_2: float = arg(0.999, "Adam beta_2")
-
-
-# Flags a resumed run may change; everything else must match the run's config.json.
-RESUMABLE = {"data", "epochs", "max_steps", "sample_interval", "checkpoint_interval",
-             "eval_every", "classifier", "resume", "output_dir", "run_name", "distribute"}
-# --demo: synthetic faces, small networks and a fast recipe (higher learning rate, lambda_cyc 10):
-# a couple of minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %.
-DEMO = {"base_filters": 12, "batch_size": 24, "adam_lr": 2e-3, "rec_loss_w": 10.0, "epochs": 1000,
-        "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100}
-DEMO_FACES = {"train_per_class": 64, "test_per_class": 16}
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError(message)
-
-
-def parse_config(experiment, argv=None):
-    """Config from the command line. Returns (config, names of the flags given explicitly)."""
-    config_cls = experiment.Config
-    parser = _ArgumentParser(prog=pathlib.Path(experiment.__file__).name,
-                             description=(experiment.__doc__ or "").strip().splitlines()[0],
-                             argument_default=argparse.SUPPRESS)
-    for field in dataclasses.fields(config_cls):
-        help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
-        if field.type is bool:
-            parser.add_argument(f"--{field.name}", action="store_true", help=help_text)
-        else:
-            parser.add_argument(f"--{field.name}", type=field.type, help=help_text,
-                                metavar=field.name.upper())
-    given = vars(parser.parse_args(argv))
-    values = {**(DEMO if given.get("demo") else {}), **given}
-    values = {k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(config_cls)}}
-    return config_cls(**values), set(given)
-
-
-def _check_config(config):
-    for name in ("epochs", "batch_size", "sample_interval", "checkpoint_interval"):
-        if getattr(config, name) < 1:
-            raise ConfigError(f"--{name} must be at least 1, got {getattr(config, name)}")
-    for name in ("max_steps", "eval_every"):
-        if getattr(config, name) < 0:
-            raise ConfigError(f"--{name} must be 0 or more, got {getattr(config, name)}")
-    if getattr(config, "base_filters", 1) < 1:
-        raise ConfigError(f"--base_filters must be at least 1, got {config.base_filters}")
-    if config.eval_every and not config.classifier:
-        raise ConfigError("--eval_every needs --classifier PATH (an expression classifier .keras)")
-    if config.classifier and not pathlib.Path(config.classifier).is_file():
-        raise ConfigError(f"{config.classifier}: classifier file not found (train one with classifier.py)")
-
-
-def experiment_id(experiment):
-    return pathlib.Path(experiment.__file__).stem.removeprefix("ccyclegan_")
-
-
-def run_dirs(config, experiment):
-    name = config.run_name or experiment_id(experiment) + ("_demo" if config.demo else "")
-    root = pathlib.Path(config.output_dir)
-    return root / "saved_models" / name, root / "images" / name
-
-
-def _resumed_config(experiment, config, given, run_dir):
-    """The run's saved config, with the flags that may change on resume taken from the CLI."""
-    if not (run_dir / CHECKPOINT).is_file():
-        raise ConfigError(f"{run_dir / CHECKPOINT}: no checkpoint to resume from")
-    saved = json.loads((run_dir / "config.json").read_text())
-    fields = {f.name for f in dataclasses.fields(experiment.Config)}
-    for name in sorted(given - RESUMABLE):
-        if name in fields and getattr(config, name) != saved.get(name):
-            raise ConfigError(f"--{name} {getattr(config, name)!r} differs from the run's "
-                              f"{saved.get(name)!r} ({run_dir / 'config.json'}); it cannot change on --resume")
-    values = {k: v for k, v in saved.items() if k in fields}
-    values.update({k: getattr(config, k) for k in given & RESUMABLE & fields})
-    return experiment.Config(**values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,8 +68,8 @@ class GAN(keras.Model):
         # differentiates grad_scale x its loss; multi-worker TF wants logs of shape (1,).
         self.grad_scale, self.vector_logs = grad_scale, vector_logs
         self.nets = nets
-        self.g_networks = [net for name, net in nets.items() if name != "d"]
-        self.discriminator = nets["d"]
+        self.g_networks = [net for name, net in nets.items() if name != experiments.DISCRIMINATOR]
+        self.discriminator = nets[experiments.DISCRIMINATOR]
         for net in nets.values():
             if net.non_trainable_variables:
                 raise ValueError(f"{net.name}: the trainer needs networks without non-trainable "
@@ -252,12 +125,11 @@ class GAN(keras.Model):
             values = (*trainable, *non_trainable, *optimizer_values, *metric_values)
             variables = [v for group in groups for v in group]
             with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
-                logs = self._gan_step(Batch(*data), _AutodiffJax(scope, variables))
+                logs = self._gan_step(Batch(*data), autodiff.for_backend(scope, variables))
             return logs, tuple([scope.get_current_value(v) for v in group] for group in groups)
     else:
         def train_step(self, data):
-            autodiff = _AutodiffTensorflow() if BACKEND == "tensorflow" else _AutodiffTorch()
-            return self._gan_step(Batch(*data), autodiff)
+            return self._gan_step(Batch(*data), autodiff.for_backend())
 
     if BACKEND == "tensorflow":
         def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -284,98 +156,8 @@ class GAN(keras.Model):
         return self._inference
 
 
-class _AutodiffTensorflow:
-    def forward(self, variables, fn):
-        import tensorflow as tf
-        tape = tf.GradientTape()
-        with tape:
-            outputs = fn()
-
-        def backward(loss_fn):
-            with tape:  # re-entered: the loss joins the recorded forward pass
-                total, terms = loss_fn(outputs)
-            return (total, terms), self._dense(tape.gradient(total, variables))
-        return outputs, backward
-
-    def value_and_grad(self, variables, fn):
-        import tensorflow as tf
-        with tf.GradientTape() as tape:
-            total, terms = fn()
-        return (total, terms), self._dense(tape.gradient(total, variables))
-
-    @staticmethod
-    def _dense(grads):
-        # Sparse (IndexedSlices) gradients make TF's Adam drift from the other backends.
-        import tensorflow as tf
-        return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-
-    @staticmethod
-    def apply(optimizer, grads, variables):
-        optimizer.apply(grads, variables)
-
-
-class _AutodiffTorch:
-    def forward(self, variables, fn):
-        outputs = fn()
-        return outputs, lambda loss_fn: self._backward(variables, lambda: loss_fn(outputs))
-
-    def value_and_grad(self, variables, fn):
-        return self._backward(variables, fn)
-
-    @staticmethod
-    def _backward(variables, fn):
-        import torch
-        total, terms = fn()
-        for v in variables:
-            v.value.grad = None
-        total.backward()
-        return (total, terms), [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value)
-                                for v in variables]
-
-    @staticmethod
-    def apply(optimizer, grads, variables):
-        import torch
-        with torch.no_grad():
-            optimizer.apply(grads, variables)
-
-
-class _AutodiffJax:
-    """Gradients inside the train step's StatelessScope: values in, values out."""
-
-    def __init__(self, scope, variables):
-        self.scope, self.variables = scope, variables
-
-    def _run_with(self, variables, values, fn):
-        mapping = [(v, self.scope.get_current_value(v)) for v in self.variables]
-        with keras.StatelessScope(state_mapping=mapping + list(zip(variables, values))):
-            return fn()
-
-    def _values(self, variables):
-        return [self.scope.get_current_value(v) for v in variables]
-
-    def forward(self, variables, fn):
-        import jax
-        outputs, vjp = jax.vjp(lambda values: self._run_with(variables, values, fn),
-                               self._values(variables))
-
-        def backward(loss_fn):
-            (total, terms), output_grads = jax.value_and_grad(
-                lambda out: self._run_with([], [], lambda: loss_fn(out)), has_aux=True)(outputs)
-            return (total, terms), vjp(output_grads)[0]
-        return outputs, backward
-
-    def value_and_grad(self, variables, fn):
-        import jax
-        return jax.value_and_grad(lambda values: self._run_with(variables, values, fn),
-                                  has_aux=True)(self._values(variables))
-
-    @staticmethod
-    def apply(optimizer, grads, variables):
-        optimizer.apply(grads, variables)
-
-
 # ---------------------------------------------------------------------------------------------
-# Checkpoints: one .npz with G, D, both optimizers and the step, written atomically
+# Checkpoints: one .npz with G, D, both optimizers and the step (run_folder writes it)
 # ---------------------------------------------------------------------------------------------
 
 def _weights(model):
@@ -397,30 +179,29 @@ def save_checkpoint(model, run_dir, state):
     for key, value in arrays.items():
         if not np.all(np.isfinite(value)):
             raise NonFiniteError(f"non-finite weights after step {state['step']} in {key}")
-    with atomic.replacing(pathlib.Path(run_dir) / CHECKPOINT) as temporary:
-        np.savez(temporary, state=np.array(json.dumps(state)), **arrays)
+    run_folder.write_checkpoint(run_dir, state, arrays)
 
 
 def load_checkpoint(model, run_dir):
     """Restore G, D and both optimizers into `model`; returns the saved state dict."""
-    path = pathlib.Path(run_dir) / CHECKPOINT
-    with np.load(path) as archive:
-        saved = {k: archive[k] for k in archive.files}
+    try:
+        state, saved = run_folder.read_checkpoint(run_dir)
+    except run_folder.RunFolderError as err:
+        raise ConfigError(str(err)) from None
     expected = _weights(model)
     mismatched = [k for k in expected if k not in saved or saved[k].shape != expected[k].shape]
-    if mismatched or len(saved) != len(expected) + 1:
-        raise ConfigError(f"{path}: does not match these networks (first difference: "
-                          f"{(mismatched or ['extra arrays'])[0]})")
+    if mismatched or len(saved) != len(expected):
+        raise ConfigError(f"{pathlib.Path(run_dir) / run_folder.CHECKPOINT}: does not match these networks "
+                          f"(first difference: {(mismatched or ['extra arrays'])[0]})")
     for name, net in model.nets.items():
         net.set_weights([saved[f"net/{name}/{i}"] for i in range(len(net.weights))])
     for name, opt in (("g", model.g_optimizer), ("d", model.d_optimizer)):
         for i, v in enumerate(opt.variables):
             v.assign(saved[f"opt/{name}/{i}"])
-    return json.loads(str(saved["state"]))
-
+    return state
 
 # ---------------------------------------------------------------------------------------------
-# Callbacks: per-step log + NaN guard, checkpoints, sample grids
+# Callbacks: per-step log + NaN guard, checkpoints, sample grids, evaluation
 # ---------------------------------------------------------------------------------------------
 
 class StepLog(keras.callbacks.Callback):
@@ -430,12 +211,12 @@ class StepLog(keras.callbacks.Callback):
     def __init__(self, run_dir, steps_per_epoch, last_step):
         super().__init__()
         self.steps_per_epoch, self.last_step = steps_per_epoch, last_step
-        self.file = open(pathlib.Path(run_dir) / LOG, "a", buffering=1)
+        self.file = run_folder.open_train_log(run_dir)
         self.started = time.time()
         try:
             import tensorflow as tf
             self.tf = tf
-            self.writer = tf.summary.create_file_writer(str(pathlib.Path(run_dir) / "tensorboard"))
+            self.writer = tf.summary.create_file_writer(str(pathlib.Path(run_dir) / run_folder.TENSORBOARD))
         except ImportError:
             print("note: tensorflow is not installed; TensorBoard scalars are off", file=sys.stderr)
             self.writer = None
@@ -506,15 +287,52 @@ class SampleGrid(keras.callbacks.Callback):
         if self.model.step % self.interval == 0 and not self.model.failure:
             self.write()
 
+class EvaluationCallback(keras.callbacks.Callback):
+    """evaluate.Evaluator on `self.model.translate` every `every_epochs` epochs, appended to the run's
+    metrics.jsonl.
+
+    Also writes logs["fid"], logs["kid"], logs["expression_accuracy"] (the means) and
+    logs["min_relative_accuracy"], so later callbacks (a KerasTuner objective, TensorBoard) can read them.
+    """
+
+    def __init__(self, run_dir, test_split, classifier_path=None, every_epochs=1, max_per_class=None,
+                 stats_dir=None):
+        super().__init__()
+        if every_epochs < 1:
+            raise ValueError(f"every_epochs must be at least 1, got {every_epochs}")
+        self.run_dir, self.every_epochs = pathlib.Path(run_dir), every_epochs
+        self.evaluator = evaluate.Evaluator(test_split, fid.ClassifierExtractor.load(classifier_path),
+                                            max_per_class, stats_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs:
+            return
+        start = time.time()
+        record = self.evaluator(self.model.translate)
+        step = getattr(self.model, "step", None)  # the trainer's global step (counted across resumes)
+        if step is None and getattr(self.model, "optimizer", None) is not None:
+            step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        checkpoint = self.run_dir / run_folder.CHECKPOINT
+        record = {"time": evaluate.now(), "step": step, "epoch": epoch + 1,
+                  "checkpoint": str(checkpoint) if checkpoint.exists() else None, **record,
+                  "seconds": round(time.time() - start, 1)}
+        run_folder.append_metrics(self.run_dir, record)
+        if logs is not None:  # no "fid" when every class is too small for it (see evaluate.py)
+            means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
+                     "expression_accuracy": record["mean"]["accuracy"],
+                     "min_relative_accuracy": record["min"]["relative_accuracy"]}
+            logs.update({key: value for key, value in means.items() if value is not None})
+
 
 # ---------------------------------------------------------------------------------------------
 # Running an experiment
 # ---------------------------------------------------------------------------------------------
 
-def main(experiment, argv=None):
-    """The experiment scripts' entry point: CLI -> train. Exit 2 on bad input, 1 on NaN/Inf."""
+def main(experiment, config, given):
+    """The experiment scripts' entry point once their flags are read (train_config.parse_or_exit):
+    prepare and train. Exit 2 on bad input, 1 on NaN/Inf."""
     try:
-        train(prepare(experiment, argv))
+        train(prepare(experiment, config, given))
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -526,9 +344,47 @@ def main(experiment, argv=None):
 Run = namedtuple("Run", "experiment config run_dir images_dir dataset resume parallel")
 
 
-def prepare(experiment, argv=None):
-    """Parse and check the CLI, find the data, set up the run folders; raises ConfigError/DataError."""
-    config, given = parse_config(experiment, argv)
+def experiment_id(experiment):
+    return experiments.name_of(experiment).removeprefix("ccyclegan_")
+
+
+def run_dirs(config, experiment):
+    """(saved_models/<run>, images/<run>); the run's name defaults to the experiment's id."""
+    return run_folder.run_dirs(config.output_dir, config.run_name or experiment_id(experiment)
+                               + ("_demo" if config.demo else ""))
+
+
+def _resumed_config(experiment, config, given, run_dir):
+    """The run's saved config, with the flags that may change on resume taken from the CLI."""
+    if not (run_dir / run_folder.CHECKPOINT).is_file():
+        raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: no checkpoint to resume from")
+    try:
+        saved = run_folder.read_config(run_dir)
+    except run_folder.RunFolderError as err:
+        raise ConfigError(str(err)) from None
+    config_path = run_dir / run_folder.CONFIG
+    if saved.get("experiment") != experiments.name_of(experiment):
+        raise ConfigError(f"{config_path}: a run of {saved.get('experiment')!r}, not of "
+                          f"{experiments.name_of(experiment)!r}; it cannot be resumed by this script")
+    fields = {f.name for f in dataclasses.fields(experiment.Config)}
+    resumable = experiment.Config.resumable_fields()
+    for name in sorted(given - resumable):
+        if name in fields and getattr(config, name) != saved.get(name):
+            raise ConfigError(f"--{name} {getattr(config, name)!r} differs from the run's "
+                              f"{saved.get(name)!r} ({config_path}); it cannot change on --resume")
+    values = {k: v for k, v in saved.items() if k in fields}
+    values.update({k: getattr(config, k) for k in given & resumable & fields})
+    try:
+        return experiment.Config(**values)
+    except TypeError as err:
+        raise ConfigError(f"{config_path}: not a config of this experiment ({err})") from None
+
+
+def prepare(experiment, config, given):
+    """Check the config, find the data, set up the run folders; raises ConfigError/DataError.
+
+    `config` and `given` come from train_config.parse_config (the flags named on the command line)."""
+    experiments.check(experiment)
     run_dir, images_dir = run_dirs(config, experiment)
     if config.resume:
         config = _resumed_config(experiment, config, given, run_dir)
@@ -539,7 +395,7 @@ def prepare(experiment, argv=None):
     if not config.resume and parallel.is_chief and run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"{run_dir}: run folder exists; pass --resume to continue it or choose "
                           "another --run_name")
-    _check_config(config)
+    config.check()
     if config.batch_size % parallel.num_replicas:
         raise ConfigError(f"--batch_size {config.batch_size} does not split evenly over "
                           f"{parallel.num_replicas} replicas")
@@ -547,18 +403,18 @@ def prepare(experiment, argv=None):
         config.data = str(pathlib.Path(config.output_dir) / "datasets" / "synthetic_faces.csv")
         if not pathlib.Path(config.data).exists():
             import synthetic_faces
-            synthetic_faces.write_synthetic_csv(config.data, seed=config.seed, **DEMO_FACES)
+            synthetic_faces.write_synthetic_csv(config.data, seed=config.seed, **config.DEMO_FACES)
     dataset = data_loader.load_fer2013(config.data or None)
     train_split = dataset.split("Training")
     if len(train_split) < config.batch_size:
         raise ConfigError(f"{dataset.source}: {len(train_split)} Training faces, fewer than one "
                           f"batch of {config.batch_size}")
     if not parallel.is_chief:  # only the chief writes into the run folder
-        run_dir, images_dir = distribute.worker_dirs(run_dir, images_dir, copy=("config.json", CHECKPOINT, LOG))
+        run_dir, images_dir = distribute.worker_dirs(
+            run_dir, images_dir, copy=(run_folder.CONFIG, run_folder.CHECKPOINT, run_folder.TRAIN_LOG))
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {**dataclasses.asdict(config), "experiment": pathlib.Path(experiment.__file__).stem,
-              "backend": BACKEND, "data_source": dataset.source}
-    atomic.write_text(run_dir / "config.json", json.dumps(record, indent=2))
+    run_folder.write_config(run_dir, {**dataclasses.asdict(config), "experiment": experiments.name_of(experiment),
+                                      "backend": BACKEND, "data_source": dataset.source})
     return Run(experiment, config, run_dir, images_dir, dataset, config.resume, parallel)
 
 
@@ -579,10 +435,15 @@ def batch_stream(experiment, batches, seed, epoch, skip):
             yield images, labels, experiment.draw_targets(labels, rng)
 
 
-def epochs_from(experiment, batches, seed, first):
-    """The batches of every epoch from `first` on."""
-    for epoch in itertools.count(first):
+def epochs_from(experiment, batches, seed, first, count):
+    """The batches of `count` epochs from `first` on."""
+    for epoch in range(first, first + count):
         yield from batch_stream(experiment, batches, seed, epoch, 0)
+
+
+def _first(count, make_batches, *args):
+    """The first `count` batches of make_batches(*args)."""
+    yield from itertools.islice(make_batches(*args), count)
 
 
 def train(run):
@@ -598,10 +459,10 @@ def train(run):
     if run.resume:
         state = load_checkpoint(model, run_dir)
         if state["steps_per_epoch"] != steps_per_epoch:
-            raise ConfigError(f"{run_dir / CHECKPOINT}: saved with {state['steps_per_epoch']} steps "
+            raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state['steps_per_epoch']} steps "
                               f"per epoch, the data now gives {steps_per_epoch}")
         model.step = state["step"]
-        _truncate_log(run_dir / LOG, model.step)
+        run_folder.truncate_train_log(run_dir, model.step)
         print(f"resumed {run_dir} at step {model.step}")
 
     grid_split = run.dataset.splits.get("PublicTest", run.dataset.split("Training"))
@@ -622,22 +483,27 @@ def train(run):
         grid.write()
 
     try:
-        fit = dict(callbacks=callbacks, shuffle=False, verbose="auto")
+        # Each fit gets exactly the batches it trains on: a generator left unfinished is finalized
+        # at exit, after Python's, and TensorFlow warns "GeneratorDataset iterator ... FAILED_PRECONDITION".
+        # Into a file or pipe, one line per epoch instead of a progress bar redrawn at every step.
+        fit = dict(callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
         while model.step < step_log.last_step and not model.failure:
             epoch, skip = divmod(model.step, steps_per_epoch)
             whole_epochs = 0 if skip else (step_log.last_step - model.step) // steps_per_epoch
             if whole_epochs:
-                stream = functools.partial(epochs_from, experiment, batches, config.seed, epoch)
+                stream = functools.partial(epochs_from, experiment, batches, config.seed, epoch, whole_epochs)
                 run.parallel.fit(model, stream, epochs=epoch + whole_epochs, initial_epoch=epoch,
                                  steps_per_epoch=steps_per_epoch, **fit)
             else:  # a part of an epoch: the rest of a resumed one, or the last one of --max_steps
                 steps = min(steps_per_epoch - skip, step_log.last_step - model.step)
-                stream = functools.partial(batch_stream, experiment, batches, config.seed, epoch, skip)
+                stream = functools.partial(_first, steps, batch_stream, experiment, batches, config.seed,
+                                           epoch, skip)
                 run.parallel.fit(model, stream, epochs=epoch + 1, initial_epoch=epoch,
                                  steps_per_epoch=steps, **fit)
         if model.failure:
             kept = ("no checkpoint was written yet" if checkpointer.saved_step is None else
-                    f"the last good checkpoint is {run_dir / CHECKPOINT} (step {checkpointer.saved_step})")
+                    f"the last good checkpoint is {run_dir / run_folder.CHECKPOINT} "
+                    f"(step {checkpointer.saved_step})")
             raise NonFiniteError(f"{model.failure}; training stopped, {kept}")
         checkpointer.save()
         if model.failure:
@@ -647,85 +513,15 @@ def train(run):
     finally:
         step_log.close()
     for name, net in model.nets.items():
-        if name != "d":
-            _save_keras(net, run_dir / f"{name}.keras")
+        if name != experiments.DISCRIMINATOR:
+            run_folder.write_generator(run_dir, name, net)
     print(f"done: {model.step} steps; generator in {run_dir}, grids in {run.images_dir}")
     return model
 
 
-def _save_keras(net, path):
-    with atomic.replacing(path) as temporary:
-        net.save(temporary)
-
-
-def _truncate_log(path, step):
-    """Drop log lines of steps after the checkpoint (they will be trained again)."""
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        atomic.write_text(path, "".join(line + "\n" for line in kept))
-
-
 def _evaluation_callback(run):
     try:
-        import evaluate
-    except ImportError as err:
-        raise ConfigError(f"--eval_every needs evaluate.py ({err})") from None
-    try:
-        return evaluate.EvaluationCallback(str(run.run_dir), run.dataset.split("PublicTest"),
-                                           run.config.classifier, run.config.eval_every)
+        return EvaluationCallback(str(run.run_dir), run.dataset.split("PublicTest"), run.config.classifier,
+                                  run.config.eval_every)
     except (ValueError, OSError) as err:  # evaluate's own one-line errors (FIDError, missing files)
         raise ConfigError(f"--eval_every: {err}") from None
-
-
-# ---------------------------------------------------------------------------------------------
-# Using a trained generator
-# ---------------------------------------------------------------------------------------------
-
-class Translator:
-    """A trained generator loaded from its run folder (see `load_translator`)."""
-
-    def __init__(self, experiment, config, nets):
-        self.experiment, self.config, self.nets = experiment, config, nets
-        images = keras.Input((data_loader.IMAGE_SIZE, data_loader.IMAGE_SIZE, 1))
-        labels = keras.Input((), dtype="int32")
-        self._models = {kind: keras.Model([images, labels], getattr(experiment, kind)(nets, images, labels))
-                        for kind in ("translate", "reconstruct")}
-
-    def _predict(self, kind, images, labels, batch_size):
-        images = np.asarray(images, np.float32)
-        labels = np.broadcast_to(np.asarray(labels, np.int32), (len(images),))
-        model = self._models[kind]
-        return np.concatenate([ops.convert_to_numpy(model.predict_on_batch(
-            [images[i:i + batch_size], labels[i:i + batch_size]]))
-            for i in range(0, len(images), batch_size)] or [np.zeros((0, *images.shape[1:]), np.float32)])
-
-    def translate(self, images, target_labels, batch_size=256):
-        """float32 faces (N, 48, 48, 1) in [-1, 1] + int targets (N,) or scalar -> np.ndarray."""
-        return self._predict("translate", images, target_labels, batch_size)
-
-    def reconstruct(self, images, labels, batch_size=256):
-        return self._predict("reconstruct", images, labels, batch_size)
-
-
-def generator_files(run_dir):
-    """The final generator's `.keras` files of a run folder (not the hidden temporaries of a save)."""
-    return sorted(path for path in pathlib.Path(run_dir).glob("*.keras") if not path.name.startswith("."))
-
-
-def load_translator(run_dir):
-    """The final generator of a run folder (its `.keras` files), ready to translate faces."""
-    run_dir = pathlib.Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: not a run folder (no config.json)")
-    saved = json.loads(config_path.read_text())
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    experiment = importlib.import_module(saved["experiment"])
-    fields = {f.name for f in dataclasses.fields(experiment.Config)}
-    config = experiment.Config(**{k: v for k, v in saved.items() if k in fields})
-    nets = {path.stem: keras.saving.load_model(path, compile=False) for path in generator_files(run_dir)}
-    if not nets:
-        raise FileNotFoundError(f"{run_dir}: no generator .keras files (the run has not finished)")
-    return Translator(experiment, config, nets)

@@ -24,7 +24,6 @@ file, not an image, no face found, no generator, an output name that is not an i
 with one `error: ...` line, exit status 2. Keras is imported only once the photo holds a face.
 """
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -34,9 +33,10 @@ import numpy as np
 
 import atomic
 import grids
+import run_folder
 from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, grey_pixels, to_float, to_uint8
+from repo import REPO_ROOT
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"
 CASCADE = "haarcascade_frontalface_default.xml"
 FER_MARGIN = 1.02        # crop side / Haar box side that reproduces FER2013's framing (measured)
@@ -45,10 +45,6 @@ DETECT_MAX_SIDE = 1024   # photos are shrunk to this for detection only (speed);
 
 class TranslateError(ValueError):
     """Bad input; reported as one `error: ...` line, exit status 2."""
-
-
-class GeneratorError(ValueError):
-    """A run folder whose trained generator cannot be loaded; the message is one line naming it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,38 +130,12 @@ def centre_face(image):
 # Faces -> seven expressions -> PNGs
 # ---------------------------------------------------------------------------------------------
 
-def check_run_config(run_dir):
-    """A run folder's config.json, when it names one of our experiments; GeneratorError otherwise.
-
-    Checked before Keras loads (instant), and so that a hostile config cannot import any other module."""
-    config_path = pathlib.Path(run_dir) / "config.json"
-    how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
-    if not config_path.is_file():
-        raise GeneratorError(f"{run_dir}: no trained generator here (no config.json); {how}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
-        raise GeneratorError(f"{config_path}: not a readable JSON run config ({str(err).splitlines()[0]})") from None
-    experiments = sorted(path.stem for path in REPO_ROOT.glob("ccyclegan_*.py"))
-    if not isinstance(config, dict) or config.get("experiment") not in experiments:
-        raise GeneratorError(f"{config_path}: 'experiment' must be one of {', '.join(experiments)}; {how}")
-    return config
-
-
 def load_generator(run_dir):
-    """The trained generator of a T1/T2 run folder; GeneratorError when it is missing or broken.
-
-    Keras loads the `.keras` files in safe mode: a file that would run code (a Lambda layer) is refused."""
-    check_run_config(run_dir)
-    import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
-    import trainer
-    try:
-        return trainer.load_translator(run_dir)
-    except FileNotFoundError as err:
-        raise GeneratorError(f"{err}; give the folder of a finished T1 or T2 training run") from None
-    except Exception as err:  # Keras raises ValueError, TypeError, zip errors, ... for a damaged file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GeneratorError(f"{run_dir}: cannot load the generator ({reason})") from None
+    """The trained generator of a T1/T2 run folder; TranslateError, one line, when it is missing or broken."""
+    try:  # loads Keras: only once the photo is known to hold a face
+        return run_folder.load_translator(run_dir)
+    except run_folder.RunFolderError as err:
+        raise TranslateError(str(err)) from None
 
 
 def translate_faces(translator, faces):
@@ -238,7 +208,7 @@ def main(argv=None):
                                                    f"{pathlib.Path(args.generator).name}")
         if args.per_emotion:
             write_per_emotion(args.per_emotion, faces, translations)
-    except (TranslateError, GeneratorError, OSError) as err:
+    except (TranslateError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{len(faces)} face{'s' if len(faces) > 1 else ''} -> {out}"

@@ -33,8 +33,9 @@ import ccyclegan_t2  # noqa: E402
 import classifier  # noqa: E402
 import evaluate  # noqa: E402
 import fid  # noqa: E402
+import inference  # noqa: E402
 import synthetic_faces  # noqa: E402
-import trainer  # noqa: E402
+import run_folder  # noqa: E402
 from data_loader import load_fer2013  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "datasets" / "fer2013.csv.gz"
@@ -61,10 +62,10 @@ def choose_extractor():
 
 def choose_generator(run_dir):
     if run_dir:
-        return trainer.load_translator(run_dir).translate, f"the generator of {run_dir}"
+        return run_folder.load_translator(run_dir).translate, f"the generator of {run_dir}"
     keras.utils.set_random_seed(0)
     config = ccyclegan_t2.Config()
-    translator = trainer.Translator(ccyclegan_t2, config, ccyclegan_t2.build_networks(config))
+    translator = inference.Translator(ccyclegan_t2, config, ccyclegan_t2.build_networks(config))
     return translator.translate, f"an UNTRAINED T2 generator, base_filters {config.base_filters} (same cost)"
 
 

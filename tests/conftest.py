@@ -19,11 +19,15 @@ for _variable, _prefix in (("CCYCLEGAN_CACHE_DIR", "ccyclegan-cache-"), ("CCYCLE
         atexit.register(shutil.rmtree, os.environ[_variable], ignore_errors=True)
 
 import pathlib  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
 import backend_env  # noqa: E402,F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_FER2013 = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013.csv.gz"
 
 
@@ -81,3 +85,65 @@ def tiny_generator(synthetic_csv, tmp_path_factory) -> pathlib.Path:
                        "--base_filters", "4", "--batch_size", "16", "--max_steps", "2", "--epochs", "1",
                        "--sample_interval", "100"])
     return out / "saved_models" / "tiny"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for tests that start processes (tests/test_distribute.py, tests/test_sweep.py)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def subprocess_env():
+    """env(**extra): this process's environment without cluster settings, plus `extra`."""
+    return _subprocess_env
+
+
+@pytest.fixture
+def free_ports():
+    """free_ports(count): that many free TCP ports on 127.0.0.1."""
+    return _free_ports
+
+
+@pytest.fixture
+def run_bounded():
+    """run_bounded([(argv, env, log path), ...], timeout): see `_run_bounded`."""
+    return _run_bounded
+
+
+def _subprocess_env(**extra):
+    """This process's environment without cluster settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("KERASTUNER_")}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), **extra}
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run_bounded(commands, timeout):
+    """Start every (argv, env, log path) at once; wait up to `timeout` s in all; kill what is left.
+    Returns the exit statuses (None: killed on timeout)."""
+    processes = []
+    try:
+        for argv, env, log in commands:
+            with open(log, "w") as output:
+                processes.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=output,
+                                                  stderr=subprocess.STDOUT, start_new_session=True))
+        statuses = []
+        for process in processes:
+            try:
+                statuses.append(process.wait(timeout=timeout))
+            except subprocess.TimeoutExpired:
+                statuses.append(None)
+                break
+        return statuses + [None] * (len(processes) - len(statuses))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

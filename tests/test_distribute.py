@@ -4,10 +4,7 @@ Each multi-device run is a subprocess (TensorFlow's logical CPU devices and XLA'
 fixed when the process starts), bounded in time; tiny networks on synthetic faces.
 """
 import json
-import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -35,12 +32,6 @@ DRIVER = textwrap.dedent("""
     for script, argv in json.loads(sys.argv[1]):
         importlib.import_module(script).main(argv)
 """)
-
-
-def _env(**extra):
-    """This process's environment without cluster settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("KERASTUNER_")}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO), **extra}
 
 
 def _run(runs, env, timeout=240):
@@ -88,7 +79,8 @@ def assert_same_training(one_device, replicated, steps):
 
 # T1 and T2 share the trainer's step; T2 runs on TF and T1 on JAX to keep the suite short.
 
-def test_tensorflow_mirrored_two_replicas_match_one_device_and_resume(tmp_path, synthetic_csv):
+def test_tensorflow_mirrored_two_replicas_match_one_device_and_resume(tmp_path, synthetic_csv,
+                                                                     subprocess_env):
     """T2, 2 steps, resumed after the first on the other device count: 1 then 2 replicas == 2 then 1."""
     out = ["--data", str(synthetic_csv), "--output_dir", str(tmp_path), *TINY]
 
@@ -97,60 +89,27 @@ def test_tensorflow_mirrored_two_replicas_match_one_device_and_resume(tmp_path, 
                 ["ccyclegan_t2", [*out, "--run_name", run_name, "--max_steps", "2", "--resume",
                                   "--distribute", second]]]
     stdout = _run(two_steps("one_then_two", "none", "mirrored") +
-                  two_steps("two_then_one", "mirrored", "none"), _env(KERAS_BACKEND="tensorflow"))
+                  two_steps("two_then_one", "mirrored", "none"), subprocess_env(KERAS_BACKEND="tensorflow"))
     assert stdout.count("MirroredStrategy, 2 replicas") == 2
     runs = tmp_path / "saved_models"
     assert_same_training(runs / "one_then_two", runs / "two_then_one", steps=2)
 
 
-def test_jax_data_parallel_two_devices_match_one_device(tmp_path, synthetic_csv):
+def test_jax_data_parallel_two_devices_match_one_device(tmp_path, synthetic_csv, subprocess_env):
     """T1: 1 step on one device == 1 step on 2 devices."""
     pytest.importorskip("jax")
     out = ["--data", str(synthetic_csv), "--output_dir", str(tmp_path), *TINY, "--max_steps", "1"]
     stdout = _run([["ccyclegan_t1", [*out, "--run_name", "one"]],
                    ["ccyclegan_t1", [*out, "--run_name", "two", "--distribute", "data_parallel"]]],
-                  _env(KERAS_BACKEND="jax", XLA_FLAGS=" ".join(JAX_TWO_DEVICES)))
+                  subprocess_env(KERAS_BACKEND="jax", XLA_FLAGS=" ".join(JAX_TWO_DEVICES)))
     assert "DataParallel, 2 devices" in stdout
     assert_same_training(tmp_path / "saved_models" / "one", tmp_path / "saved_models" / "two", steps=1)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def run_bounded(commands, timeout):
-    """Start every (argv, env, log path) at once; wait up to `timeout` s in all; kill what is left.
-    Returns the exit statuses (None: killed on timeout)."""
-    processes = []
-    try:
-        for argv, env, log in commands:
-            with open(log, "w") as output:
-                processes.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=output,
-                                                  stderr=subprocess.STDOUT, start_new_session=True))
-        statuses = []
-        for process in processes:
-            try:
-                statuses.append(process.wait(timeout=timeout))
-            except subprocess.TimeoutExpired:
-                statuses.append(None)
-                break
-        return statuses + [None] * (len(processes) - len(statuses))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def test_multi_worker_two_processes_train_like_one_device(tmp_path, synthetic_csv):
+def test_multi_worker_two_processes_train_like_one_device(tmp_path, synthetic_csv, subprocess_env,
+                                                          free_ports, run_bounded):
     """2 workers on 127.0.0.1 (TF_CONFIG): 3 steps, written by the chief only, equal to one device."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     common = ["--data", str(synthetic_csv), *TINY, "--max_steps", "3", "--checkpoint_interval", "2"]
     script = "import ccyclegan_t2, sys; ccyclegan_t2.main(sys.argv[1:])"
     worker_tmp = tmp_path / "tmp"  # where the non-chief worker's private folder goes
@@ -159,7 +118,8 @@ def test_multi_worker_two_processes_train_like_one_device(tmp_path, synthetic_cs
     for index in range(2):
         tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
                      "task": {"type": "worker", "index": index}}
-        env = _env(KERAS_BACKEND="tensorflow", TF_CONFIG=json.dumps(tf_config), TMPDIR=str(worker_tmp))
+        env = subprocess_env(KERAS_BACKEND="tensorflow", TF_CONFIG=json.dumps(tf_config),
+                             TMPDIR=str(worker_tmp))
         argv = [sys.executable, "-c", script, *common, "--output_dir", str(tmp_path / "cluster"),
                 "--run_name", "run", "--distribute", "multi_worker"]
         commands.append((argv, env, tmp_path / f"worker{index}.log"))
@@ -175,7 +135,7 @@ def test_multi_worker_two_processes_train_like_one_device(tmp_path, synthetic_cs
     assert not list(worker_tmp.iterdir())  # the worker's private folder is gone
 
     _run([["ccyclegan_t2", [*common, "--output_dir", str(tmp_path / "single"), "--run_name", "run"]]],
-         _env(KERAS_BACKEND="tensorflow"))
+         subprocess_env(KERAS_BACKEND="tensorflow"))
     assert_same_training(tmp_path / "single" / "saved_models" / "run", run_dir, steps=3)
 
 

@@ -8,6 +8,8 @@ import pytest
 import ccyclegan_t2
 import evaluate
 import fid
+import run_folder
+import trainer
 from data_loader import load_fer2013, to_float
 from synthetic_faces import draw_faces
 
@@ -117,14 +119,14 @@ class TinyTranslator(keras.Model):
         return self.conv(x)
 
     def translate(self, x, target_labels):
-        return self(x)
+        return keras.ops.convert_to_numpy(self(x))
 
 
 def test_callback_appends_metrics_every_n_epochs_and_fills_logs(test_split, synthetic_judge_path, tmp_path):
     model = TinyTranslator()
     model.compile(optimizer="sgd", loss="mae")
-    callback = evaluate.EvaluationCallback(tmp_path / "run", test_split, synthetic_judge_path, every_epochs=2,
-                                           max_per_class=4)
+    callback = trainer.EvaluationCallback(tmp_path / "run", test_split, synthetic_judge_path, every_epochs=2,
+                                          max_per_class=4)
     faces = to_float(test_split.images[:8])
     history = model.fit(faces, faces, batch_size=4, epochs=4, verbose=0, callbacks=[callback])
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -171,14 +173,14 @@ def test_cli_errors_are_one_line_with_exit_2(synthetic_csv, synthetic_judge_path
 
 def test_append_metrics_keeps_earlier_lines(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}')  # an earlier writer left no final newline
-    evaluate.append_metrics(tmp_path, {"step": 2})
+    run_folder.append_metrics(tmp_path, {"step": 2})
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
 
 
 def test_non_finite_numbers_are_written_as_null_with_a_flag(tmp_path):
-    evaluate.append_metrics(tmp_path, {"step": 3, "mean": {"fid": float("nan"), "kid": float("inf"), "accuracy": 0.5},
-                                       "per_emotion": {"Happy": {"fid": float("-inf")}}})
+    run_folder.append_metrics(tmp_path, {"step": 3, "mean": {"fid": float("nan"), "kid": float("inf"), "accuracy": 0.5},
+                                         "per_emotion": {"Happy": {"fid": float("-inf")}}})
     text = (tmp_path / "metrics.jsonl").read_text()
     record = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in {text}"))
     assert record["mean"] == {"fid": None, "fid_nonfinite": True, "kid": None, "kid_nonfinite": True,

@@ -13,7 +13,7 @@ here, on PublicTest faces it never saw (other identities):
   per-pixel median of the Training faces (the L1-optimal constant image; the mean image and
   another face are printed too). A generator that drops identity cannot beat that baseline.
 
-Settings: the scripts' `--demo` recipe (trainer.DEMO: base_filters 12, batch 24, Adam lr 2e-3,
+Settings: the scripts' `--demo` recipe (Config.DEMO: base_filters 12, batch 24, Adam lr 2e-3,
 lambda_cyc 10) on the conftest's synthetic faces, 700 steps for T1 and 600 for T2 (on TensorFlow,
 80 % is crossed near step 600 for T1 and 450 for T2).
 """
@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import data_loader
-import trainer
+import run_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = {"ccyclegan_t1": 700, "ccyclegan_t2": 600}
@@ -76,7 +76,7 @@ def test_generator_learns_expressions_and_keeps_the_face(script, backend, synthe
     run_dir, seconds = train(script, backend, synthetic_csv, tmp_path)
     dataset = data_loader.load_fer2013(synthetic_csv)
     accuracy, control, cycle_l1 = judge_translations(
-        trainer.load_translator(run_dir), synthetic_judge, dataset.split("PublicTest"))
+        run_folder.load_translator(run_dir), synthetic_judge, dataset.split("PublicTest"))
     baselines = identity_free_baselines(dataset.split("Training"), dataset.split("PublicTest"))
     limit = MAX_CYCLE_L1_FRACTION * baselines["median image"]
     print(f"\n{script} on {backend}: {STEPS[script]} steps in {seconds:.0f} s; expression accuracy "

@@ -1,6 +1,7 @@
 """sweep.py: KerasTuner sweeps whose trials are ordinary runs scored by KID; resumable, distributable."""
 import dataclasses
 import json
+import pathlib
 import sys
 
 import pytest
@@ -8,8 +9,8 @@ import pytest
 import compare_runs
 import sweep
 import trainer
-from test_distribute import REPO, _env, _free_ports, run_bounded
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["--base_filters", "4", "--batch_size", "8", "--max_steps", "2", "--sample_interval", "100"]
 
 
@@ -111,14 +112,15 @@ def test_a_sweep_folder_refuses_other_settings(tmp_path, synthetic_csv, capsys):
     assert "another objective ('fid', now 'kid')" in capsys.readouterr().err
 
 
-def test_chief_and_worker_on_loopback_finish_the_sweep(tmp_path, synthetic_csv, synthetic_judge_path):
+def test_chief_and_worker_on_loopback_finish_the_sweep(tmp_path, synthetic_csv, synthetic_judge_path,
+                                                      subprocess_env, free_ports, run_bounded):
     directory = tmp_path / "distributed"
-    [port] = _free_ports(1)
+    [port] = free_ports(1)
     argv = [sys.executable, str(REPO / "sweep.py"),
             *sweep_args(directory, synthetic_csv, synthetic_judge_path, "--algorithm", "grid",
                         "--space", "adam_lr=1e-4,2e-4")]
     oracle = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
-    statuses = run_bounded([(argv, _env(KERAS_BACKEND="tensorflow", KERASTUNER_TUNER_ID=tuner, **oracle),
+    statuses = run_bounded([(argv, subprocess_env(KERAS_BACKEND="tensorflow", KERASTUNER_TUNER_ID=tuner, **oracle),
                              tmp_path / f"{tuner}.log") for tuner in ("chief", "tuner0")], timeout=240)
     logs = {tuner: (tmp_path / f"{tuner}.log").read_text() for tuner in ("chief", "tuner0")}
     assert statuses == [0, 0], f"exit statuses {statuses}\n" + "\n----\n".join(

@@ -17,7 +17,9 @@ import pytest
 import ccyclegan_t1
 import ccyclegan_t2
 import data_loader
+import run_folder
 import synthetic_faces
+import train_config
 import trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -32,21 +34,21 @@ def tiny_csv(tmp_path_factory):
 
 
 def run(experiment, tmp_path, *args):
-    """trainer.main in this process; returns the exit status (0 when it returns normally)."""
+    """The experiment script's main in this process; returns the exit status (0 when it returns normally)."""
     try:
-        trainer.main(experiment, ["--output_dir", str(tmp_path), *map(str, args)])
+        experiment.main(["--output_dir", str(tmp_path), *map(str, args)])
     except SystemExit as exit:
         return exit.code
     return 0
 
 
 def arrays(run_dir):
-    with np.load(pathlib.Path(run_dir) / trainer.CHECKPOINT) as archive:
+    with np.load(pathlib.Path(run_dir) / run_folder.CHECKPOINT) as archive:
         return {k: archive[k] for k in archive.files}
 
 
 def log(run_dir):
-    return [json.loads(line) for line in (pathlib.Path(run_dir) / trainer.LOG).read_text().splitlines()]
+    return [json.loads(line) for line in (pathlib.Path(run_dir) / run_folder.TRAIN_LOG).read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,7 @@ def test_resume_refuses_changed_networks_and_a_reused_run_folder(straight_t1, ti
 
 
 def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
-    translator = trainer.load_translator(straight_t1 / "saved_models" / "r")
+    translator = run_folder.load_translator(straight_t1 / "saved_models" / "r")
     faces, labels = data_loader.fixed_faces(data_loader.load_fer2013(tiny_csv).split("PublicTest"))
     out = translator.translate(faces, (labels + 2) % 7)
     assert out.shape == (7, 48, 48, 1) and out.dtype == np.float32
@@ -107,8 +109,8 @@ def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
     np.testing.assert_allclose(model.translate(faces, (labels + 2) % 7), out, atol=1e-5)
     np.testing.assert_allclose(model.reconstruct(faces, labels), translator.reconstruct(faces, labels),
                                atol=1e-5)
-    with pytest.raises(FileNotFoundError, match="not a run folder"):
-        trainer.load_translator(straight_t1)
+    with pytest.raises(run_folder.RunFolderError, match="not a run folder"):
+        run_folder.load_translator(straight_t1)
 
 
 def test_t2_saves_encoder_and_decoder_and_logs_its_terms(tiny_csv, tmp_path):
@@ -116,7 +118,7 @@ def test_t2_saves_encoder_and_decoder_and_logs_its_terms(tiny_csv, tmp_path):
     run_dir = tmp_path / "saved_models" / "t2"
     assert (run_dir / "g_enc.keras").is_file() and (run_dir / "g_dec.keras").is_file()
     assert {"D/adv", "D/cls", "G/adv", "G/cls", "G/rec"} <= set(log(run_dir)[-1])
-    translator = trainer.load_translator(run_dir)
+    translator = run_folder.load_translator(run_dir)
     assert translator.translate(np.zeros((3, 48, 48, 1), np.float32), 5).shape == (3, 48, 48, 1)
 
 
@@ -177,19 +179,20 @@ def test_cli_help_and_missing_data_from_the_shell(tmp_path):
 def test_demo_writes_synthetic_faces_and_uses_small_networks(tmp_path):
     assert run(ccyclegan_t2, tmp_path, "--demo", "--max_steps", 1, "--run_name", "demo") == 0
     config = json.loads((tmp_path / "saved_models" / "demo" / "config.json").read_text())
-    assert config["base_filters"] == trainer.DEMO["base_filters"] and config["max_steps"] == 1
+    assert config["base_filters"] == ccyclegan_t2.Config.DEMO["base_filters"] and config["max_steps"] == 1
     assert pathlib.Path(config["data"]) == tmp_path / "datasets" / "synthetic_faces.csv"
-    assert len(data_loader.load_fer2013(config["data"]).split("Training")) == 7 * trainer.DEMO_FACES["train_per_class"]
+    demo_faces = train_config.TrainConfig.DEMO_FACES["train_per_class"]
+    assert len(data_loader.load_fer2013(config["data"]).split("Training")) == 7 * demo_faces
 
 
 BACKEND_STEP = """
 import sys, pathlib, numpy as np
-import importlib, trainer
+import importlib, run_folder, trainer
 init, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 for name in ("ccyclegan_t1", "ccyclegan_t2"):
     experiment = importlib.import_module(name)
     model = trainer.build_model(experiment, experiment.Config(base_filters=4, batch_size=4))
-    if (init / name / trainer.CHECKPOINT).exists():
+    if (init / name / run_folder.CHECKPOINT).exists():
         trainer.load_checkpoint(model, init / name)
     else:
         (init / name).mkdir(parents=True)

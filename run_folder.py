@@ -1,0 +1,236 @@
+"""The run folder: the one module that knows its files, how to read them, and how to write them.
+
+    saved_models/<run>/config.json          the full config, the experiment's name and the backend
+    saved_models/<run>/train_log.jsonl      one line per step: every loss term
+    saved_models/<run>/tensorboard/         the same scalars for TensorBoard
+    saved_models/<run>/checkpoint.npz       G, D, both optimizers (arrays) and the state (step, ...)
+    saved_models/<run>/<name>.keras         the final generator's networks (T1: generator, T2: g_enc + g_dec)
+    saved_models/<run>/metrics.jsonl        evaluations, one JSON line each
+    images/<run>/step_0000200.png           sample grids
+
+Reading a run (config, metrics, checkpoint state) imports no Keras; `load_translator` does. Nothing a
+run folder holds can make it run code: the experiment named in config.json must be a registered one
+(experiments.py), checkpoints are read without pickle, and `.keras` files load in Keras' safe mode
+(no Python lambdas).
+"""
+import dataclasses
+import json
+import math
+import pathlib
+import zipfile
+
+import numpy as np
+
+import atomic
+import experiments
+
+CONFIG = "config.json"
+TRAIN_LOG = "train_log.jsonl"
+TENSORBOARD = "tensorboard"
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.jsonl"
+GENERATOR_SUFFIX = ".keras"
+
+
+class RunFolderError(ValueError):
+    """A run folder that is missing, incomplete or malformed; the message is one line naming the file."""
+
+
+def run_dirs(output_dir, run_name):
+    """(saved_models/<run>, images/<run>) under `output_dir`."""
+    root = pathlib.Path(output_dir)
+    return root / "saved_models" / run_name, root / "images" / run_name
+
+
+# -- config.json ----------------------------------------------------------------------------------
+
+def write_config(run_dir, record):
+    atomic.write_text(pathlib.Path(run_dir) / CONFIG, json.dumps(record, indent=2))
+
+
+def read_config(run_dir, missing_ok=False):
+    """config.json as a dict ({} if it is absent and `missing_ok`)."""
+    path = pathlib.Path(run_dir) / CONFIG
+    if not path.is_file():
+        if missing_ok:
+            return {}
+        raise RunFolderError(f"{path}: not a run folder (no {CONFIG})")
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
+        raise RunFolderError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise RunFolderError(f"{path}: expected a JSON object")
+    return config
+
+
+def experiment_of(run_dir):
+    """The registered experiment module that trained the run; RunFolderError for any other name."""
+    run_dir = pathlib.Path(run_dir)
+    try:
+        return experiments.load(read_config(run_dir).get("experiment"), source=str(run_dir / CONFIG))
+    except experiments.ExperimentError as err:
+        raise RunFolderError(str(err)) from None
+
+
+# -- checkpoint.npz -------------------------------------------------------------------------------
+
+def write_checkpoint(run_dir, state, arrays):
+    """{name: array} and a JSON-able state dict, atomically."""
+    with atomic.replacing(pathlib.Path(run_dir) / CHECKPOINT) as temporary:
+        np.savez(temporary, state=np.array(json.dumps(state)), **arrays)
+
+
+def read_checkpoint(run_dir):
+    """(state dict, {name: array}) of a checkpoint; RunFolderError if it is not one of ours."""
+    path = pathlib.Path(run_dir) / CHECKPOINT
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        state = json.loads(str(arrays.pop("state")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise RunFolderError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+    return state, arrays
+
+
+def trained_steps(run_dir):
+    """(step, epoch) of a run's last checkpoint, or (None, None) without one; epoch counts as Keras
+    does in callbacks: the 1-based epoch the step fell in."""
+    try:
+        state, _ = read_checkpoint(run_dir)
+        return state["step"], -(-state["step"] // state["steps_per_epoch"])
+    except (RunFolderError, KeyError, TypeError, ZeroDivisionError):
+        return None, None
+
+
+# -- train_log.jsonl ------------------------------------------------------------------------------
+
+def open_train_log(run_dir):
+    """train_log.jsonl for appending, line-buffered."""
+    return open(pathlib.Path(run_dir) / TRAIN_LOG, "a", buffering=1)
+
+
+def read_train_log(run_dir):
+    return _read_jsonl(pathlib.Path(run_dir) / TRAIN_LOG)
+
+
+def truncate_train_log(run_dir, step):
+    """Drop log lines of steps after `step` (a resumed run trains them again)."""
+    path = pathlib.Path(run_dir) / TRAIN_LOG
+    if path.exists():
+        kept = [json.dumps(record) for record in _read_jsonl(path) if record["step"] <= step]
+        atomic.write_text(path, "".join(line + "\n" for line in kept))
+
+
+# -- metrics.jsonl --------------------------------------------------------------------------------
+
+def append_metrics(run_dir, record):
+    """Append one JSON line to metrics.jsonl, atomically (a crash leaves the old file whole)."""
+    path = pathlib.Path(run_dir) / METRICS
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    with atomic.replacing(path) as temporary:
+        temporary.write_bytes(old + (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
+    return path
+
+
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None, flagged by `<key>_nonfinite: true`
+    beside it in its dict: JSON has no NaN (Python's bare `NaN` breaks other readers)."""
+    if isinstance(value, dict):
+        safe = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                safe[key], safe[f"{key}_nonfinite"] = None, True
+            else:
+                safe[key] = json_safe(item)
+        return safe
+    if isinstance(value, (list, tuple)):
+        return [None if isinstance(item, float) and not math.isfinite(item) else json_safe(item) for item in value]
+    return value
+
+
+def read_metrics(run_dir, check=None):
+    """The evaluations in metrics.jsonl ([] if there is none yet); RunFolderError names a bad line.
+    `check(record, where)` may vet or normalise each record (where = "<file>: line N")."""
+    return _read_jsonl(pathlib.Path(run_dir) / METRICS, _is_evaluation,
+                       "not an evaluation record (no 'mean' metrics)", check)
+
+
+def _is_evaluation(record):
+    return isinstance(record, dict) and isinstance(record.get("mean"), dict)
+
+
+def _read_jsonl(path, is_record=lambda record: isinstance(record, dict), problem="not a JSON object",
+                check=None):
+    if not path.exists():
+        return []
+    try:
+        lines = path.read_text().splitlines()
+    except (ValueError, OSError) as err:  # not UTF-8, a folder, unreadable
+        raise RunFolderError(f"{path}: not a readable text file ({err})") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise RunFolderError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
+            if not is_record(record):
+                raise RunFolderError(f"{path}: line {number}: {problem}")
+            records.append(check(record, f"{path}: line {number}") if check else record)
+    return records
+
+
+# -- the final generator --------------------------------------------------------------------------
+
+def generator_path(run_dir, name):
+    return pathlib.Path(run_dir) / f"{name}{GENERATOR_SUFFIX}"
+
+
+def write_generator(run_dir, name, net):
+    """One network of the final generator as <name>.keras, atomically."""
+    with atomic.replacing(generator_path(run_dir, name)) as temporary:
+        net.save(temporary)
+
+
+def generator_files(run_dir):
+    """The final generator's `.keras` files of a run folder (not the hidden temporaries of a save)."""
+    return sorted(path for path in pathlib.Path(run_dir).glob(f"*{GENERATOR_SUFFIX}")
+                  if not path.name.startswith("."))
+
+
+def load_translator(run_dir):
+    """The final generator of a run folder, ready to translate faces (inference.Translator).
+
+    The experiment is checked against the registry before anything else loads; the networks load
+    in Keras' safe mode, so a `.keras` file holding Python code (a Lambda layer) is refused. Every
+    failure is a RunFolderError of one line naming the file."""
+    run_dir = pathlib.Path(run_dir)
+    how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
+    if not (run_dir / CONFIG).is_file():
+        raise RunFolderError(f"{run_dir}: no trained generator here (no {CONFIG}); {how}")
+    experiment = experiment_of(run_dir)
+    saved = read_config(run_dir)
+    files = generator_files(run_dir)
+    if not files:
+        raise RunFolderError(f"{run_dir}: no generator .keras files (the run has not finished); {how}")
+    import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
+    import keras
+
+    import blocks  # noqa: F401  (registers the custom layers the saved networks use)
+    import inference
+    fields = {field.name for field in dataclasses.fields(experiment.Config)}
+    try:
+        config = experiment.Config(**{k: v for k, v in saved.items() if k in fields})
+    except TypeError as err:
+        raise RunFolderError(f"{run_dir / CONFIG}: not a config of {experiment.__name__} ({err})") from None
+    nets = {}
+    for path in files:
+        try:
+            nets[path.stem] = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as err:  # Keras raises ValueError, TypeError, zip errors, ... for a damaged file
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RunFolderError(f"{path}: cannot load the generator ({reason})") from None
+    return inference.Translator(experiment, config, nets)

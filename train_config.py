@@ -1,0 +1,112 @@
+"""The training command line: every flag an experiment has, its help, its limits, and whether a
+resumed run may change it. Imports no Keras, so `--help` and flag errors answer at once; the
+experiment scripts read their flags here before trainer.py (and Keras) loads.
+
+An experiment's `Config` subclasses `TrainConfig`, adds its own fields with `arg(...)`, and may extend
+`DEMO` (the --demo recipe) and `check()` (checks across fields).
+"""
+import argparse
+import dataclasses
+import pathlib
+import sys
+from typing import ClassVar
+
+
+class ConfigError(ValueError):
+    """Bad command-line input; reported as one `error: ...` line, exit status 2."""
+
+
+def arg(default, help, *, resumable=False, minimum=None):
+    """A Config field with its --help text; `resumable`: --resume may change it; `minimum`: the
+    smallest value it accepts."""
+    return dataclasses.field(default=default, metadata={"help": help, "resumable": resumable,
+                                                        "minimum": minimum})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: str = arg("", "FER2013 CSV (.csv/.csv.gz) or image folder; default datasets/fer2013.csv",
+                    resumable=True)
+    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)",
+                        resumable=True)
+    output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go", resumable=True)
+    epochs: int = arg(200, "passes over the Training split", resumable=True, minimum=1)
+    batch_size: int = arg(64, "faces per step", minimum=1)
+    max_steps: int = arg(0, "stop after this many steps in total (0: no limit)", resumable=True, minimum=0)
+    sample_interval: int = arg(200, "write a sample grid every N steps", resumable=True, minimum=1)
+    checkpoint_interval: int = arg(500, "write a checkpoint every N steps (and at every epoch end)",
+                                   resumable=True, minimum=1)
+    seed: int = arg(0, "seed of weights, data order, flips and target labels")
+    balanced: bool = arg(False, "class-balanced epochs (Disgust is 1.5%% of FER2013)")
+    resume: bool = arg(False, "continue the run folder --run_name from its checkpoint", resumable=True)
+    demo: bool = arg(False, "synthetic faces, small networks, lr 2e-3, rec_loss_w 10, 700 steps: "
+                            "a couple of minutes on CPU (flags given override)")
+    eval_every: int = arg(0, "run the evaluation callback every N epochs (0: off)", resumable=True,
+                          minimum=0)
+    classifier: str = arg("", "expression classifier .keras for --eval_every", resumable=True)
+    distribute: str = arg("none", "data parallelism: none, mirrored, multi_worker (TF), "
+                                  "data_parallel (JAX); see distribute.py", resumable=True)
+    d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight")
+    d_cl_loss_w: float = arg(1.0, "D: emotion-head loss weight (real faces; 'no emotion' for translations)")
+    g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight")
+    g_cl_loss_w: float = arg(1.0, "G: classification loss weight (lambda_cl)")
+    rec_loss_w: float = arg(1.0, "G: cycle/reconstruction L1 weight (lambda_cyc)")
+    adam_lr: float = arg(2e-4, "Adam learning rate (G and D)")
+    adam_beta_1: float = arg(0.5, "Adam beta_1")
+    adam_beta_2: float = arg(0.999, "Adam beta_2")
+
+    # --demo: synthetic faces and a fast recipe (higher learning rate, lambda_cyc 10): a couple of
+    # minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %. Experiments
+    # add their own fields (their networks' width).
+    DEMO: ClassVar[dict] = {"batch_size": 24, "adam_lr": 2e-3, "rec_loss_w": 10.0, "epochs": 1000,
+                            "max_steps": 700, "sample_interval": 100, "checkpoint_interval": 100}
+    DEMO_FACES: ClassVar[dict] = {"train_per_class": 64, "test_per_class": 16}
+
+    @classmethod
+    def resumable_fields(cls):
+        """Flags a resumed run may change; every other one must match the run's config.json."""
+        return {f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable")}
+
+    def check(self):
+        """Raise ConfigError for a value no run can use (limits of single fields, then across fields)."""
+        for field in dataclasses.fields(self):
+            minimum, value = field.metadata.get("minimum"), getattr(self, field.name)
+            if minimum is not None and value < minimum:
+                more = "at least 1" if minimum == 1 else f"{minimum} or more"
+                raise ConfigError(f"--{field.name} must be {more}, got {value}")
+        if self.eval_every and not self.classifier:
+            raise ConfigError("--eval_every needs --classifier PATH (an expression classifier .keras)")
+        if self.classifier and not pathlib.Path(self.classifier).is_file():
+            raise ConfigError(f"{self.classifier}: classifier file not found (train one with classifier.py)")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def parse_config(experiment, argv=None):
+    """An experiment's Config from the command line. Returns (config, names of the flags given)."""
+    config_cls = experiment.Config
+    parser = _ArgumentParser(prog=pathlib.Path(experiment.__file__).name,
+                             description=(experiment.__doc__ or "").strip().splitlines()[0],
+                             argument_default=argparse.SUPPRESS)
+    for field in dataclasses.fields(config_cls):
+        help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
+        if field.type is bool:
+            parser.add_argument(f"--{field.name}", action="store_true", help=help_text)
+        else:
+            parser.add_argument(f"--{field.name}", type=field.type, help=help_text,
+                                metavar=field.name.upper())
+    given = vars(parser.parse_args(argv))
+    values = {**(config_cls.DEMO if given.get("demo") else {}), **given}
+    return config_cls(**values), set(given)
+
+
+def parse_or_exit(experiment, argv=None):
+    """parse_config for a script's main: a bad flag is one `error: ...` line and exit status 2."""
+    try:
+        return parse_config(experiment, argv)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
