@@ -260,18 +260,27 @@ def onednn_kernels():
 
 
 def profiled_layers(nets, n):
-    """(net name, layer, maps per call) for every conv, transposed conv, dense layer and norm."""
+    """(net, label, layer, input shape, output shape, FLOPs per map, maps per call) for every conv,
+    transposed conv, dense layer and norm; after each of our transposed convs, Keras' own layer
+    with the same config and weights, for comparison."""
     kinds = (layers.Conv2D, layers.Conv2DTranspose, layers.Dense, layers.GroupNormalization)
     for name, maps in (("g_enc", n), ("g_dec", NUM_CLASSES * n), ("d", NUM_CLASSES * n)):
         for layer in nets[name].layers:
-            if isinstance(layer, kinds):
-                yield name, layer, maps
+            if not isinstance(layer, kinds):
+                continue
+            shapes = (tuple(layer.input.shape[1:]), tuple(layer.output.shape[1:]))
+            yield name, type(layer).__name__, layer, *shapes, layer_flops(layer), maps
+            if isinstance(layer, layers.Conv2DTranspose) and type(layer) is not layers.Conv2DTranspose:
+                stock = layers.Conv2DTranspose.from_config(layer.get_config())
+                stock.build((None, *shapes[0]))
+                stock.set_weights(layer.get_weights())
+                yield name, "  Keras' own", stock, *shapes, layer_flops(layer), maps
 
 
-def layer_times(layer, maps, repeats):
+def layer_times(layer, input_shape, output_shape, maps, repeats):
     """Best-of-`repeats` seconds of the layer's forward and forward + backward on `maps` maps."""
-    x = tf.random.normal((maps, *layer.input.shape[1:]))
-    dy = tf.random.normal((maps, *layer.output.shape[1:]))
+    x = tf.random.normal((maps, *input_shape))
+    dy = tf.random.normal((maps, *output_shape))
     weights = [v.value for v in layer.trainable_variables]
 
     @tf.function
@@ -291,20 +300,22 @@ def layer_times(layer, maps, repeats):
 
 
 def print_layer_profile(nets, n, peak, repeats):
-    rows = [(name, layer, maps, *layer_times(layer, maps, repeats)) for name, layer, maps in profiled_layers(nets, n)]
-    total = sum(row[4] for row in rows)
-    print(f"\nper-layer profile (alone, best of {repeats}; GFLOP/s of forward + backward = 3x forward FLOPs; "
-          f"'<50%' marks layers below half the matmul peak):")
+    rows = [(row, *layer_times(row[2], *row[3:5], row[6], repeats)) for row in profiled_layers(nets, n)]
+    total = sum(both for row, _, both in rows if not row[1].startswith(" "))
+    print(f"\nper-layer profile of our step (each layer alone, best of {repeats}; GFLOP/s of forward + "
+          f"backward = 3x forward FLOPs; share of the summed times of our layers; '<50%': below half "
+          f"the matmul peak):")
     print(f"{'net':5s} {'layer':15s} {'input':>10s} {'output':>10s} {'maps':>4s} {'fwd ms':>8s} "
           f"{'fwd+bwd ms':>10s} {'GFLOP/s':>7s} {'of peak':>7s} {'share':>5s}")
-    for name, layer, maps, fwd, both in rows:
-        flops = 3 * layer_flops(layer) * maps
-        rate = f"{flops / both / 1e9:7.1f} {flops / both / 1e9 / peak:7.0%}" if flops else f"{'-':>7s} {'-':>7s}"
-        slow = " <50%" if flops and flops / both / 1e9 < 0.5 * peak else ""
-        shape_in, shape_out = ("x".join(str(d) for d in t.shape[1:]) for t in (layer.input, layer.output))
-        print(f"{name:5s} {type(layer).__name__[:15]:15s} {shape_in:>10s} {shape_out:>10s} {maps:4d} "
-              f"{fwd * 1e3:8.1f} {both * 1e3:10.1f} {rate} {both / total:5.1%}{slow}")
-    print(f"sum of layer forward + backward times: {total:.3f} s")
+    for (name, label, _, shape_in, shape_out, flops, maps), fwd, both in rows:
+        rate = 3 * flops * maps / both / 1e9
+        rates = f"{rate:7.1f} {rate / peak:7.0%}" if flops else f"{'-':>7s} {'-':>7s}"
+        share = "" if label.startswith(" ") else f"{both / total:5.1%}"
+        slow = " <50%" if flops and rate < 0.5 * peak else ""
+        shape_in, shape_out = ("x".join(map(str, shape)) for shape in (shape_in, shape_out))
+        print(f"{name:5s} {label[:15]:15s} {shape_in:>10s} {shape_out:>10s} {maps:4d} "
+              f"{fwd * 1e3:8.1f} {both * 1e3:10.1f} {rates} {share:>5s}{slow}")
+    print(f"sum of our layers' forward + backward times: {total:.3f} s")
 
 
 def main():
