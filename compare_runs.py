@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import pathlib
 import sys
@@ -63,7 +64,7 @@ class Run:
         if not text and self.script in {f"{name}.py" for name in experiments.EXPERIMENTS} and script.is_file():
             try:
                 text = ast.get_docstring(ast.parse(script.read_text())) or ""
-            except SyntaxError:
+            except (SyntaxError, ValueError, OSError):  # not a Python script (binary, unreadable): no docstring
                 text = ""
         return str(text).strip().splitlines()[0] if str(text).strip() else ""
 
@@ -71,13 +72,13 @@ class Run:
 def load_run(folder) -> Run:
     folder = pathlib.Path(folder)
     if not folder.is_dir():
-        raise CompareError(f"{folder}: no such run folder")
+        raise CompareError(f"{folder}: {'a file, not a' if folder.exists() else 'no such'} run folder")
     metrics = folder / run_folder.METRICS
     if not metrics.exists():
         raise CompareError(f"{metrics}: no metrics yet; evaluate the run first: python evaluate.py {folder}")
     try:
         config = run_folder.read_config(folder, missing_ok=True)
-        records = run_folder.read_metrics(folder)
+        records = run_folder.read_metrics(folder, check=_checked_numbers)
     except run_folder.RunFolderError as err:
         raise CompareError(str(err)) from None
     if "experiment" in config and config["experiment"] not in experiments.EXPERIMENTS:
@@ -88,13 +89,30 @@ def load_run(folder) -> Run:
     return Run(folder, config, records)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _checked_numbers(record: dict, where: str) -> dict:
+    """The record, if the numbers the log shows are numbers or null; a bare NaN (older files) becomes null."""
+    for name, holder in (("step", record), ("epoch", record), ("fid", record["mean"]), ("kid", record["mean"]),
+                         ("accuracy", record["mean"]), ("relative_accuracy", record["mean"]),
+                         ("rec_l1", record["mean"]), ("relative_accuracy", record.setdefault("min", {}))):
+        value = holder.get(name)
+        if value is not None and not _is_number(value):
+            raise run_folder.RunFolderError(f"{where}: {name} {value!r} is not a number")
+        if value is not None and not math.isfinite(value):
+            holder[name], holder[f"{name}_nonfinite"] = None, True
+    return record
+
+
 def _number(value, digits: int) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _notes(run: Run, latest: dict, extractors: set[str]) -> str:
     per_emotion = latest.get("per_emotion", {})
-    n_real = [m["n_real"] for m in per_emotion.values() if "n_real" in m]
+    n_real = [m["n_real"] for m in per_emotion.values() if isinstance(m, dict) and _is_number(m.get("n_real"))]
     at = ", ".join(f"{key} {latest[key]}" for key in ("epoch", "step") if latest.get(key) is not None)
     notes = [f"{len(run.records)} evaluation(s), latest at {at or 'unknown step'}",
              f"{latest.get('split', '?')}, {latest.get('extractor', '?')} features",
@@ -106,16 +124,26 @@ def _notes(run: Run, latest: dict, extractors: set[str]) -> str:
     return "; ".join(notes)
 
 
+def _relative_per_emotion(latest: dict) -> str:
+    """Relative expression accuracy per target emotion, e.g. "An 0.91 Di 0.12 ..."."""
+    cells = [f"{name[:2]} {_number(m.get('relative_accuracy'), 2)}"
+             for name, m in latest.get("per_emotion", {}).items() if isinstance(m, dict)]
+    return " ".join(cells) if any("n/a" not in cell for cell in cells) else "n/a"
+
+
 def markdown_table(runs: list[Run]) -> str:
     """The Experiment Log: one row per run, from its latest evaluation."""
     extractors = {run.records[-1].get("extractor_id", "?") for run in runs}
-    rows = ["| id | script | description | FID | KID | expression accuracy | notes |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| id | script | description | FID | KID | expression accuracy | relative accuracy: mean | min "
+            "| per emotion | rec L1 | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         latest = run.records[-1]
         mean = latest["mean"]
         cells = [run.id, run.script, run.description, _number(mean.get("fid"), 2), _number(mean.get("kid"), 4),
-                 _number(mean.get("accuracy"), 3), _notes(run, latest, extractors)]
+                 _number(mean.get("accuracy"), 3), _number(mean.get("relative_accuracy"), 3),
+                 _number(latest.get("min", {}).get("relative_accuracy"), 3), _relative_per_emotion(latest),
+                 _number(mean.get("rec_l1"), 3), _notes(run, latest, extractors)]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -149,7 +177,10 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
 def readme_with_log(readme, table: str, plot: pathlib.Path) -> str:
     """`readme`'s text with the table and plot between its Experiment Log markers."""
     readme = pathlib.Path(readme)
-    text = readme.read_text() if readme.is_file() else ""
+    try:
+        text = readme.read_text() if readme.is_file() else ""
+    except (ValueError, OSError) as err:
+        raise CompareError(f"{readme}: not a readable text file ({err})") from None
     # Markers count only on lines of their own: prose may quote them.
     start, end = text.find(f"\n{README_START}\n") + 1, text.find(f"\n{README_END}\n") + 1
     if start < 1 or end < start:
@@ -168,18 +199,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     try:
+        if out.exists() and not out.is_dir():
+            raise CompareError(f"{out}: --out must be a folder (this is a file)")
         runs = [load_run(folder) for folder in args.run_dirs]
         table = markdown_table(runs)
         readme = readme_with_log(args.readme, table, out / PLOT_FILE) if args.readme else None
+        atomic.write_text(out / TABLE_FILE, table)
+        plot = plot_runs(runs, out / PLOT_FILE)
+        if readme is not None:
+            atomic.write_text(pathlib.Path(args.readme), readme)
     except CompareError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    atomic.write_text(out / TABLE_FILE, table)
-    plot = plot_runs(runs, out / PLOT_FILE)
+    except OSError as err:  # an unwritable --out or README: what was written before it stays whole
+        print(f"error: {err.filename or out}: cannot write ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(table)
     print(f"wrote {out / TABLE_FILE} and {plot}")
     if readme is not None:
-        atomic.write_text(pathlib.Path(args.readme), readme)
         print(f"updated the Experiment Log in {args.readme}")
     return 0
 

@@ -64,19 +64,29 @@ class Split:
     name: str
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64 in 0..6
+    source: str = ""    # the data file or folder, named in error messages
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def where(self) -> str:
+        """"<source>: <name>", what an error message about this split starts with."""
+        return f"{self.source}: {self.name}" if self.source else self.name
+
     def of_class(self, label: int) -> "Split":
         mask = self.labels == label
-        return Split(f"{self.name}/{EMOTIONS[label]}", self.images[mask], self.labels[mask])
+        return Split(f"{self.name}/{EMOTIONS[label]}", self.images[mask], self.labels[mask], self.source)
 
 
 @dataclass
 class FER2013:
     source: str
     splits: dict[str, Split]
+
+    def __post_init__(self):
+        for split in self.splits.values():
+            split.source = self.source
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
@@ -113,13 +123,10 @@ def load_fer2013(path: str | os.PathLike | None = None, cache: bool = True,
         return _parse_source(source)
     cache_dir = cache_dir or os.environ.get("CCYCLEGAN_CACHE_DIR") or DEFAULT_CACHE_DIR
     cache_file = _cache_file(source, pathlib.Path(cache_dir))
-    if cache_file.exists():
-        try:
-            return _read_cache(cache_file, source)
-        except (OSError, ValueError, KeyError, zlib.error):
-            pass  # a damaged cache is rebuilt from the source below
-    data = _parse_source(source)
-    _write_cache(cache_file, data)
+    data = atomic.read_cache(cache_file, lambda path: _read_cache(path, source))
+    if data is None:
+        data = _parse_source(source)
+        _write_cache(cache_file, data)
     return data
 
 
@@ -136,6 +143,30 @@ def _parse_source(source: pathlib.Path) -> FER2013:
 # ---------------------------------------------------------------------------------------------
 
 def _read_csv(path: pathlib.Path) -> dict[str, Split]:
+    try:
+        return _parse_csv(path)
+    except DataError:
+        # A damaged gzip inflates to garbage rows before its checksum fails at the end: blame the file.
+        damage = _gzip_damage(path)
+        if damage:
+            raise DataError(f"{path}: damaged gzip file ({damage}); copy or download it again") from None
+        raise
+
+
+def _gzip_damage(path: pathlib.Path) -> str | None:
+    """Why `path`, a gzip file, does not inflate whole; None when it does or is not gzip."""
+    if not _is_gzip(path):
+        return None
+    try:
+        with igzip.open(path, "rb") as stream:
+            while stream.read(1 << 24):
+                pass
+    except (OSError, EOFError, zlib.error) as err:
+        return _first_line(err)
+    return None
+
+
+def _parse_csv(path: pathlib.Path) -> dict[str, Split]:
     """Stream the CSV in chunks; pixel parsing runs in worker threads while pandas reads on."""
     images, labels, usage = [], [], []
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
@@ -166,12 +197,15 @@ def _csv_chunks(path: pathlib.Path) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: not a readable CSV or .csv.gz ({_first_line(err)})") from None
 
 
+def _is_gzip(path: pathlib.Path) -> bool:
+    with open(path, "rb") as probe:
+        return probe.read(2) == b"\x1f\x8b"
+
+
 def _open_maybe_gzip(path: pathlib.Path):
     """A binary stream of the file's text; gzip (detected by its magic bytes) is inflated with ISA-L,
     2-3x faster than zlib: decompression is most of a cold load."""
-    with open(path, "rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    return igzip.open(path, "rb") if is_gzip else open(path, "rb")
+    return igzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
 def _checked_chunks(path: pathlib.Path, stream) -> Iterator[pd.DataFrame]:
@@ -276,14 +310,34 @@ def write_fer2013_csv(path: str | os.PathLike, splits: dict[str, tuple[np.ndarra
 # Image folders
 # ---------------------------------------------------------------------------------------------
 
+def grey_pixels(image) -> np.ndarray:
+    """A PIL image of any mode as uint8 grey (H, W).
+
+    16-bit grey (PNG's I;16 modes, or I) is scaled to 8 bits by its top byte: Pillow's
+    convert("L") would clip it, turning almost every pixel white.
+    """
+    if image.mode.startswith("I;16") or image.mode == "I":
+        wide = np.asarray(image, dtype=np.int64)  # I;16B arrives big-endian; int64 reads every variant
+        return (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+    if image.mode == "F":
+        raise ValueError("32-bit float images are not supported; save it as 8- or 16-bit grey")
+    return np.asarray(image.convert("L"))
+
+
+def image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The .png/.jpg files of a folder, sorted; hidden files (macOS' AppleDouble `._x.png`) are skipped."""
+    return sorted(p for p in folder.iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
+
+
 def read_face(path: pathlib.Path) -> np.ndarray:
-    """One 48x48 face image (PNG/JPG, any colour mode) as uint8 grey; DataError naming the file."""
+    """One 48x48 face image (PNG/JPG, any colour mode, 8 or 16 bits) as uint8 grey; DataError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            grey = np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, OSError) as err:
+            grey = grey_pixels(image)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
         raise DataError(f"{path}: unreadable image ({_first_line(err)})") from None
     if grey.shape != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"{path}: image is {grey.shape[1]}x{grey.shape[0]}, FER2013 faces "
@@ -300,14 +354,13 @@ def _read_image_folder(root: pathlib.Path) -> dict[str, Split]:
     splits = {}
     for split_name, split_dir in split_dirs.items():
         images, labels = [], []
-        for emotion_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+        for emotion_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
             if emotion_dir.name.lower() not in class_of:
                 raise DataError(f"{emotion_dir}: unknown emotion folder (expected one of "
                                 f"{', '.join(e.lower() for e in EMOTIONS)})")
-            for image_path in sorted(emotion_dir.iterdir()):
-                if image_path.suffix.lower() in IMAGE_SUFFIXES:
-                    images.append(read_face(image_path))
-                    labels.append(class_of[emotion_dir.name.lower()])
+            for image_path in image_files(emotion_dir):
+                images.append(read_face(image_path))
+                labels.append(class_of[emotion_dir.name.lower()])
         if not images:
             raise DataError(f"{split_dir}: no .png/.jpg images in its emotion folders")
         splits[split_name] = Split(split_name, np.stack(images), np.asarray(labels, np.int64))
@@ -393,8 +446,8 @@ def _read_cache(cache_file: pathlib.Path, source: pathlib.Path) -> FER2013:
 
 
 def _write_cache(cache_file: pathlib.Path, data: FER2013) -> None:
-    with atomic.replacing(cache_file) as temporary:
-        np.savez_compressed(temporary, **_npz_arrays(data))
+    if not atomic.write_cache(cache_file, lambda temporary: np.savez_compressed(temporary, **_npz_arrays(data))):
+        return
     # Caches of older versions of the same source are stale now.
     prefix = cache_file.name.rsplit("-", 1)[0] + "-"
     for stale in cache_file.parent.glob(prefix + "*.npz"):
@@ -435,9 +488,9 @@ class Batches:
     def __init__(self, split: Split, batch_size: int, seed: int = 0, flip: bool = True,
                  balanced: bool = False, drop_remainder: bool = True):
         if batch_size < 1:
-            raise DataError(f"{split.name}: batch_size must be positive, got {batch_size}")
+            raise DataError(f"{split.where}: batch_size must be positive, got {batch_size}")
         if drop_remainder and len(split) < batch_size:
-            raise DataError(f"{split.name}: {len(split)} faces, fewer than one batch of {batch_size}")
+            raise DataError(f"{split.where}: {len(split)} faces, fewer than one batch of {batch_size}")
         self.split, self.batch_size, self.seed = split, batch_size, seed
         self.flip, self.balanced, self.drop_remainder = flip, balanced, drop_remainder
         present = len(np.unique(split.labels))
@@ -478,7 +531,7 @@ def fixed_faces(split: Split, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for label, emotion in enumerate(EMOTIONS):
         members = np.flatnonzero(split.labels == label)
         if len(members) == 0:
-            raise DataError(f"{split.name}: no {emotion} face to show in sample grids")
+            raise DataError(f"{split.where}: no {emotion} face to show in sample grids")
         indices.append(rng.choice(members))
     return to_float(split.images[indices]), np.arange(NUM_CLASSES, dtype=np.int32)
 

@@ -12,9 +12,10 @@ Two feature extractors share one interface (`name`, `dim`, `identity`, `__call__
 FID is biased at small N (two samples of one distribution score far above 0 when N is small); KID, the
 unbiased squared MMD with the cubic polynomial kernel, is ~0 for equal distributions at any N. Every
 number is printed with its extractor and N. Real-image features are cached under
-saved_models/fid_stats/, keyed by the exact real faces used (a content hash, so the data file, split,
+saved_models/fid_stats/ (or $CCYCLEGAN_FID_STATS_DIR, or --stats_dir), keyed by the exact real faces used (a content hash, so the data file, split,
 class and N are all part of it) and the extractor's weights, so a repeat evaluation only runs the
-extractor on the generated faces.
+extractor on the generated faces. The cache is best-effort: a damaged file is recomputed, and a
+folder that cannot be written costs one warning line, not the result.
 """
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ import json
 import os
 import pathlib
 import sys
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 import atomic
 import classifier
-from data_loader import EMOTIONS, IMAGE_SIZE, IMAGE_SUFFIXES, DataError, load_fer2013, read_face, to_float
+from data_loader import EMOTIONS, IMAGE_SIZE, DataError, image_files, load_fer2013, read_face, to_float
 from lazy_import import lazy_import
 from repo import REPO_ROOT
 
@@ -260,10 +262,27 @@ class RealFeatures:
     sigma: np.ndarray
     cache_file: pathlib.Path | None = None
     from_cache: bool = False
+    verdicts: np.ndarray | None = None  # the classifier's emotion for each face (classifier extractor)
 
     @property
     def n(self) -> int:
         return len(self.features)
+
+    def accuracy_as(self, label: int) -> float | None:
+        """How often the classifier reads these real faces as `label` (its recall when they are all `label`)."""
+        return None if self.verdicts is None else float(np.mean(self.verdicts == label))
+
+
+def stats_dir(path=None) -> pathlib.Path:
+    """The cache folder of real-image features: `path`, else $CCYCLEGAN_FID_STATS_DIR, else saved_models/fid_stats."""
+    return pathlib.Path(path or os.environ.get("CCYCLEGAN_FID_STATS_DIR") or DEFAULT_STATS_DIR)
+
+
+def _read_real_features(cache_file: pathlib.Path) -> RealFeatures:
+    with np.load(cache_file) as archive:
+        verdicts = archive["verdicts"].astype(np.int64) if "verdicts" in archive else None
+        return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
+                            cache_file, from_cache=True, verdicts=verdicts)
 
 
 def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarray:
@@ -274,32 +293,34 @@ def subsample(images: np.ndarray, max_n: int | None, seed: int = 0) -> np.ndarra
 
 
 def real_features(images_uint8: np.ndarray, extractor: FeatureExtractor, description: str = "",
-                  cache_dir=DEFAULT_STATS_DIR) -> RealFeatures:
+                  cache_dir=None) -> RealFeatures:
     """Features and statistics of real faces uint8 (N, 48, 48), from the cache when it holds them.
 
     The key hashes the faces themselves (so data file, split, class and N are all in it) and the
     extractor's identity; `description` (e.g. "fer2013.csv PublicTest/Happy") is stored for humans.
+    `cache_dir` defaults to `stats_dir()`; `cache_file` is None when the cache could not be written.
     """
     images_uint8 = np.ascontiguousarray(images_uint8, np.uint8)
     digest = hashlib.sha256(images_uint8.tobytes() + str(images_uint8.shape).encode())
     digest.update(extractor.identity.encode())
-    cache_file = pathlib.Path(cache_dir) / f"{extractor.name}-{digest.hexdigest()[:24]}.npz" if cache_dir else None
-    if cache_file is not None and cache_file.exists():
-        try:
-            with np.load(cache_file) as archive:
-                return RealFeatures(archive["features"].astype(np.float64), archive["mu"], archive["sigma"],
-                                    cache_file, from_cache=True)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is recomputed and replaced below
+    digest.update(b"with verdicts")  # caches from before verdicts were stored are not reused
+    cache_file = stats_dir(cache_dir) / f"{extractor.name}-{digest.hexdigest()[:24]}.npz"
+    cached = atomic.read_cache(cache_file, _read_real_features)
+    if cached is not None:
+        return cached
+    faces = to_float(images_uint8)
+    if isinstance(extractor, ClassifierExtractor):
+        features, verdicts = extractor.features_and_predictions(faces)
+        judged = {"verdicts": verdicts.astype(np.int8)}
+    else:
+        features, verdicts, judged = extractor(faces), None, {}
     # The extractor's float32 outputs round-trip exactly through the float32 cache.
-    features = extractor(to_float(images_uint8)).astype(np.float32).astype(np.float64)
+    features = features.astype(np.float32).astype(np.float64)
     mu, sigma = feature_statistics(features)
-    if cache_file is not None:
-        with atomic.replacing(cache_file) as temporary:
-            np.savez(temporary, features=features.astype(np.float32), mu=mu, sigma=sigma,
-                     about=json.dumps({"real": description, "n": len(features),
-                                       "extractor": extractor.identity}))
-    return RealFeatures(features, mu, sigma, cache_file)
+    about = json.dumps({"real": description, "n": len(features), "extractor": extractor.identity})
+    written = atomic.write_cache(cache_file, lambda temporary: np.savez(
+        temporary, features=features.astype(np.float32), mu=mu, sigma=sigma, about=about, **judged))
+    return RealFeatures(features, mu, sigma, cache_file if written else None, verdicts=verdicts)
 
 
 @dataclass
@@ -337,6 +358,8 @@ def load_images(path) -> np.ndarray:
         return _load_image_folder(path)
     if not path.is_file():
         raise FIDError(f"{path}: no such file or folder (give a folder of PNG/JPG faces or an .npz)")
+    if not zipfile.is_zipfile(path):  # numpy would try it as a pickle and blame that
+        raise FIDError(f"{path}: not an .npz (give a folder of 48x48 PNG/JPG faces or an .npz)")
     try:
         with np.load(path) as archive:
             arrays = {name: archive[name] for name in archive.keys()}
@@ -357,7 +380,7 @@ def load_images(path) -> np.ndarray:
 
 
 def _load_image_folder(folder: pathlib.Path) -> np.ndarray:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise FIDError(f"{folder}: no .png/.jpg images in this folder")
     return to_float(np.stack([read_face(file) for file in files]))
@@ -400,7 +423,8 @@ def main(argv=None) -> int:
     parser.add_argument("--inception_weights", default=None,
                         help=f"path to {INCEPTION_WEIGHTS_FILE} (default: the Keras cache)")
     parser.add_argument("--max_real", type=int, default=None, help="use at most this many real faces (seeded)")
-    parser.add_argument("--stats_dir", default=str(DEFAULT_STATS_DIR), help="cache of real-image features")
+    parser.add_argument("--stats_dir", default=None, help="cache of real-image features "
+                        "(default $CCYCLEGAN_FID_STATS_DIR, else saved_models/fid_stats)")
     args = parser.parse_args(argv)
     try:
         generated = load_images(args.images)
@@ -419,8 +443,11 @@ def main(argv=None) -> int:
     except (FIDError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    cached = "cached" if real_set.from_cache else "computed and cached"
-    print(f"real: {data.source} {real.name}, N={real_set.n} ({cached}: {real_set.cache_file})")
+    if real_set.cache_file is None:
+        cached = "computed; not cached"
+    else:
+        cached = f"{'cached' if real_set.from_cache else 'computed and cached'}: {real_set.cache_file}"
+    print(f"real: {data.source} {real.name}, N={real_set.n} ({cached})")
     print(f"generated: {args.images}, N={len(generated)}")
     print("\n".join(format_scores(scores, extractor)))
     return 0

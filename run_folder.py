@@ -17,8 +17,8 @@ run folder holds can make it run code: the experiment named in config.json must 
 (experiments.py), checkpoints are read without pickle, and `.keras` files load in Keras' safe mode
 (no Python lambdas).
 """
-import dataclasses
 import json
+import math
 import pathlib
 import zipfile
 
@@ -63,7 +63,7 @@ def read_config(run_dir, missing_ok=False):
         raise RunFolderError(f"{path}: not a run folder (no {CONFIG})")
     try:
         config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (ValueError, OSError) as err:  # JSON, UTF-8 and read errors
         raise RunFolderError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(config, dict):
         raise RunFolderError(f"{path}: expected a JSON object")
@@ -137,25 +137,47 @@ def append_metrics(run_dir, record):
     if old and not old.endswith(b"\n"):
         old += b"\n"
     with atomic.replacing(path) as temporary:
-        temporary.write_bytes(old + (json.dumps(record) + "\n").encode())
+        temporary.write_bytes(old + (json.dumps(json_safe(record), allow_nan=False) + "\n").encode())
     return path
 
 
-def read_metrics(run_dir):
-    """The evaluations in metrics.jsonl ([] if there is none yet); RunFolderError names a bad line."""
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None, flagged by `<key>_nonfinite: true`
+    beside it in its dict: JSON has no NaN (Python's bare `NaN` breaks other readers)."""
+    if isinstance(value, dict):
+        safe = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                safe[key], safe[f"{key}_nonfinite"] = None, True
+            else:
+                safe[key] = json_safe(item)
+        return safe
+    if isinstance(value, (list, tuple)):
+        return [None if isinstance(item, float) and not math.isfinite(item) else json_safe(item) for item in value]
+    return value
+
+
+def read_metrics(run_dir, check=None):
+    """The evaluations in metrics.jsonl ([] if there is none yet); RunFolderError names a bad line.
+    `check(record, where)` may vet or normalise each record (where = "<file>: line N")."""
     return _read_jsonl(pathlib.Path(run_dir) / METRICS, _is_evaluation,
-                       "not an evaluation record (no 'mean' metrics)")
+                       "not an evaluation record (no 'mean' metrics)", check)
 
 
 def _is_evaluation(record):
     return isinstance(record, dict) and isinstance(record.get("mean"), dict)
 
 
-def _read_jsonl(path, is_record=lambda record: isinstance(record, dict), problem="not a JSON object"):
+def _read_jsonl(path, is_record=lambda record: isinstance(record, dict), problem="not a JSON object",
+                check=None):
     if not path.exists():
         return []
+    try:
+        lines = path.read_text().splitlines()
+    except (ValueError, OSError) as err:  # not UTF-8, a folder, unreadable
+        raise RunFolderError(f"{path}: not a readable text file ({err})") from None
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if line.strip():
             try:
                 record = json.loads(line)
@@ -163,7 +185,7 @@ def _read_jsonl(path, is_record=lambda record: isinstance(record, dict), problem
                 raise RunFolderError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
             if not is_record(record):
                 raise RunFolderError(f"{path}: line {number}: {problem}")
-            records.append(record)
+            records.append(check(record, f"{path}: line {number}") if check else record)
     return records
 
 
@@ -205,24 +227,31 @@ def load_translator(run_dir):
     """The final generator of a run folder, ready to translate faces (inference.Translator).
 
     The experiment is checked against the registry before anything else loads; the networks load
-    in Keras' safe mode, so a `.keras` file holding Python code (a Lambda layer) is refused."""
+    in Keras' safe mode, so a `.keras` file holding Python code (a Lambda layer) is refused. Every
+    failure is a RunFolderError of one line naming the file."""
     run_dir = pathlib.Path(run_dir)
+    how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
+    if not (run_dir / CONFIG).is_file():
+        raise RunFolderError(f"{run_dir}: no trained generator here (no {CONFIG}); {how}")
     experiment = experiment_of(run_dir)
     saved = read_config(run_dir)
     files = generator_files(run_dir)
     if not files:
-        raise FileNotFoundError(f"{run_dir}: no generator .keras files (the run has not finished)")
+        raise RunFolderError(f"{run_dir}: no generator .keras files (the run has not finished); {how}")
     import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
     import keras
 
     import blocks  # noqa: F401  (registers the custom layers the saved networks use)
     import inference
-    fields = {field.name for field in dataclasses.fields(experiment.Config)}
-    config = experiment.Config(**{k: v for k, v in saved.items() if k in fields})
+    try:
+        config = experiment.Config(**experiment.Config.saved_values(saved))
+    except TypeError as err:
+        raise RunFolderError(f"{run_dir / CONFIG}: not a config of {experiment.__name__} ({err})") from None
     nets = {}
     for path in files:
         try:
             nets[path.stem] = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as err:
-            raise RunFolderError(f"{path}: cannot load it ({str(err).strip().splitlines()[0]})") from None
+        except Exception as err:  # Keras raises ValueError, TypeError, zip errors, ... for a damaged file
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise RunFolderError(f"{path}: cannot load the generator ({reason})") from None
     return inference.Translator(experiment, config, nets)

@@ -33,6 +33,8 @@ class TrainConfig:
     epochs: int = arg(200, "passes over the Training split", resumable=True, minimum=1)
     batch_size: int = arg(64, "faces per step", minimum=1)
     max_steps: int = arg(0, "stop after this many steps in total (0: no limit)", resumable=True, minimum=0)
+    max_minutes: float = arg(0.0, "stop after this many minutes of training, with a checkpoint, grid and "
+                                  "generator; --resume continues (0: no limit)", resumable=True, minimum=0)
     sample_interval: int = arg(200, "write a sample grid every N steps", resumable=True, minimum=1)
     checkpoint_interval: int = arg(500, "write a checkpoint every N steps (and at every epoch end)",
                                    resumable=True, minimum=1)

@@ -357,8 +357,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     """evaluate.Evaluator on `self.model.translate` every `every_epochs` epochs, appended to the run's
     metrics.jsonl.
 
-    Also writes logs["fid"], logs["kid"] and logs["expression_accuracy"] (the means), so later
-    callbacks (a KerasTuner objective, TensorBoard) can read them.
+    Also writes logs["fid"], logs["kid"], logs["expression_accuracy"] (the means) and
+    logs["min_relative_accuracy"], so later callbacks (a KerasTuner objective, TensorBoard) can read them.
     """
 
     def __init__(self, run_dir, test_split, classifier_path=None, every_epochs=1, max_per_class=None,
@@ -385,7 +385,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         run_folder.append_metrics(self.run_dir, record)
         if logs is not None:  # no "fid" when every class is too small for it (see evaluate.py)
             means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],
-                     "expression_accuracy": record["mean"]["accuracy"]}
+                     "expression_accuracy": record["mean"]["accuracy"],
+                     "min_relative_accuracy": record["min"]["relative_accuracy"]}
             logs.update({key: value for key, value in means.items() if value is not None})
 
 
@@ -417,6 +418,68 @@ class KeepBest(keras.callbacks.Callback):
             run_folder.write_best(self.run_dir, self.model.generator(), self.best)
             print(f"best so far: step {self.model.step}, {json.dumps(scores)}; generator in "
                   f"{self.run_dir / run_folder.BEST_GENERATOR}")
+
+
+class RunReport(keras.callbacks.Callback):
+    """What a run costs, said while it runs: where every output goes (at once), the whole run's
+    duration estimated from the first measured steps, a sample grid within the first minutes, and
+    the --max_minutes bound (a clean stop: the trainer then checkpoints and saves the generator)."""
+
+    MEASURED_STEPS = 5        # steps timed after the first one (which also traces/compiles)
+    EARLY_GRID_SECONDS = 90   # a grid this soon, however long --sample_interval is
+
+    def __init__(self, run, model, step_log, grid):
+        super().__init__()
+        self.run, self.step_log, self.grid = run, step_log, grid
+        self.started, self.first_step = time.time(), model.step
+        self.timed_from = self.early_grid = None
+        config = run.config
+        generator = " + ".join(f"{name}{run_folder.GENERATOR_SUFFIX}" for name in model.g_nets)
+        others = ([f"G itself in {run_folder.RAW_GENERATOR}/"] if config.ema_decay else []) + (
+            [f"the best evaluation's in {run_folder.BEST_GENERATOR}/"] if config.eval_every else [])
+        print(f"outputs of this run:\n"
+              f"  {run.run_dir}/{run_folder.CONFIG}, {run_folder.TRAIN_LOG} (losses per step), {run_folder.TENSORBOARD}/\n"
+              f"  {run.run_dir}/{run_folder.CHECKPOINT}   every {config.checkpoint_interval} steps, each epoch "
+              f"end and at the end (--resume continues from it)\n"
+              f"  {run.run_dir}/{generator}   the generator"
+              f"{' (the moving average of G)' if config.ema_decay else ''}, at the end"
+              f"{''.join('; ' + other for other in others)}\n"
+              f"  {run.images_dir}/step_*.png   sample grids: at step 0, after about "
+              f"{self.EARLY_GRID_SECONDS} s, then every {config.sample_interval} steps", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        model, config, now = self.model, self.run.config, time.time()
+        if model.step == self.first_step + 1:
+            self.timed_from = (model.step, now)
+        elif self.timed_from and model.step == self.timed_from[0] + self.MEASURED_STEPS:
+            self._print_estimate((now - self.timed_from[1]) / self.MEASURED_STEPS, now)
+        if self.early_grid is None and now - self.started >= self.EARLY_GRID_SECONDS:
+            self.early_grid = model.step
+            if model.step % config.sample_interval and not model.failure:
+                print(f"\nearly sample grid: {self.grid.write()}", flush=True)
+        if config.max_minutes and now - self.started >= 60 * config.max_minutes and not model.stop_training:
+            self.step_log.last_step, model.stop_training = model.step, True
+            print(f"\n--max_minutes {config.max_minutes:g} reached at step {model.step}; continue with "
+                  f"--run_name {self.run.run_dir.name} --resume (--max_minutes 0: no limit)", flush=True)
+
+    def _print_estimate(self, seconds_per_step, now):
+        config, steps_per_epoch = self.run.config, self.step_log.steps_per_epoch
+        full = config.epochs * steps_per_epoch
+        left = self.step_log.last_step - self.model.step
+        if config.max_minutes:
+            left = min(left, int((60 * config.max_minutes - (now - self.started)) / seconds_per_step))
+        print(f"\ntiming: {seconds_per_step:.2f} s/step on {self.run.parallel.describe()}; "
+              f"the full run ({config.epochs} epochs x {steps_per_epoch} steps = {full:,} steps) takes "
+              f"about {_duration(full * seconds_per_step)}; this run stops in about {max(left, 0):,} steps, "
+              f"{_duration(max(left, 0) * seconds_per_step)}", flush=True)
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.1f} days"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,7 +632,7 @@ def train(run):
                                          "backend": BACKEND, "seed": config.seed})
     checkpointer.saved_step = model.step if run.resume else None
     grid = SampleGrid(run.images_dir, faces, labels, config.sample_interval)
-    callbacks = [step_log, checkpointer, grid]
+    callbacks = [step_log, checkpointer, grid, RunReport(run, model, step_log, grid)]
     if config.eval_every:
         callbacks += [_evaluation_callback(run), KeepBest(run_dir)]
     for callback in callbacks:

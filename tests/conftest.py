@@ -7,13 +7,16 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if "CCYCLEGAN_CACHE_DIR" not in os.environ:  # keep test data's caches out of datasets/cache/
-    import atexit
-    import shutil
-    import tempfile
+# Keep the tests' caches (data: datasets/cache/, real-face features: saved_models/fid_stats/) out of
+# the checkout; subprocesses inherit the variables.
+for _variable, _prefix in (("CCYCLEGAN_CACHE_DIR", "ccyclegan-cache-"), ("CCYCLEGAN_FID_STATS_DIR", "ccyclegan-fid-")):
+    if _variable not in os.environ:
+        import atexit
+        import shutil
+        import tempfile
 
-    os.environ["CCYCLEGAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="ccyclegan-cache-")
-    atexit.register(shutil.rmtree, os.environ["CCYCLEGAN_CACHE_DIR"], ignore_errors=True)
+        os.environ[_variable] = tempfile.mkdtemp(prefix=_prefix)
+        atexit.register(shutil.rmtree, os.environ[_variable], ignore_errors=True)
 
 import pathlib  # noqa: E402
 import signal  # noqa: E402
@@ -53,10 +56,48 @@ def synthetic_judge(synthetic_judge_path):
 
 
 @pytest.fixture(scope="session")
+def tiny_generator(synthetic_csv, tmp_path_factory) -> pathlib.Path:
+    """The run folder of a tiny T2 trained for 2 steps on synthetic faces (its translations are noise:
+    for plumbing tests)."""
+    import ccyclegan_t2
+
+    out = tmp_path_factory.mktemp("tiny_t2")
+    ccyclegan_t2.main(["--data", str(synthetic_csv), "--output_dir", str(out), "--run_name", "tiny",
+                       "--base_filters", "4", "--batch_size", "16", "--max_steps", "2", "--epochs", "1",
+                       "--sample_interval", "100"])
+    return out / "saved_models" / "tiny"
+
+
+@pytest.fixture(scope="session")
 def shared_fer2013() -> pathlib.Path:
     if not SHARED_FER2013.exists():
         pytest.skip(f"{SHARED_FER2013} is absent (only the development machines have it)")
     return SHARED_FER2013
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_path(tmp_path_factory) -> pathlib.Path:
+    """An untrained, tiny expression classifier: enough for plumbing (its features are deterministic)."""
+    import keras
+
+    import classifier
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("tiny_classifier") / "classifier.keras"
+    classifier.build_classifier(width=4, num_blocks=1, dense_units=8, augment=False).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_generator(synthetic_csv, tmp_path_factory) -> pathlib.Path:
+    """The run folder of a tiny T2 trained for 2 steps on synthetic faces (its translations are noise)."""
+    import ccyclegan_t2
+
+    out = tmp_path_factory.mktemp("tiny_t2")
+    ccyclegan_t2.main(["--data", str(synthetic_csv), "--output_dir", str(out), "--run_name", "tiny",
+                       "--base_filters", "4", "--batch_size", "16", "--max_steps", "2", "--epochs", "1",
+                       "--sample_interval", "100"])
+    return out / "saved_models" / "tiny"
 
 
 # ---------------------------------------------------------------------------------------------

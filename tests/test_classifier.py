@@ -27,7 +27,7 @@ def test_cli_trains_reports_and_saves(synthetic_csv, tmp_path):
     out = tmp_path / "classifier"
     metrics = classifier.main(["--data", str(synthetic_csv), "--epochs", "2", "--out", str(out)]
                               + TINY)
-    assert sorted(p.name for p in out.iterdir()) == ["classifier.keras", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["classifier.keras", "metrics.json", "training_log.csv"]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved == metrics
     assert saved["publictest_n"] == 7 * 16 and saved["epochs_run"] == 2
@@ -75,10 +75,46 @@ def test_damaged_model_file_is_one_line_naming_it(tmp_path):
     assert str(damaged) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_missing_data_exits_with_one_line(tmp_path):
+def test_missing_data_exits_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         classifier.main(["--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path)] + TINY)
-    assert str(tmp_path / "missing.csv") in str(err.value) and "\n" not in str(err.value)
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and message.count("\n") == 1
+    assert message.startswith("error: ") and str(tmp_path / "missing.csv") in message
+
+
+@pytest.mark.parametrize("flag, value", [("--epochs", "0"), ("--batch_size", "-4"), ("--batch_size", "0"),
+                                         ("--val_fraction", "2"), ("--val_fraction", "0"),
+                                         ("--width", "0"), ("--learning_rate", "-1"), ("--seed", "-1")])
+def test_bad_settings_exit_with_one_line_before_reading_data(flag, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        classifier.main(["--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out"),
+                         flag, value])
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and message.count("\n") == 1 and flag in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_classifier_is_replaced_only_when_asked(synthetic_csv, tmp_path, capsys):
+    out = tmp_path / "judge"
+    out.mkdir()
+    (out / "classifier.keras").write_bytes(b"the committed judge")
+    with pytest.raises(SystemExit) as err:
+        classifier.main(["--data", str(synthetic_csv), "--epochs", "1", "--out", str(out)] + TINY)
+    assert err.value.code == 2 and "--overwrite" in capsys.readouterr().err
+    assert (out / "classifier.keras").read_bytes() == b"the committed judge"
+
+
+def test_a_stopped_run_continues_where_it_stopped(synthetic_csv, tmp_path):
+    """--max_minutes ends a run after an epoch; the same command again finishes it."""
+    out = tmp_path / "classifier"
+    args = ["--data", str(synthetic_csv), "--epochs", "3", "--out", str(out)] + TINY
+    assert classifier.main(args + ["--max_minutes", "1e-6"]) is None
+    assert not (out / "classifier.keras").exists() and (out / "checkpoints" / "backup").is_dir()
+    metrics = classifier.main(args)
+    assert metrics["epochs_run"] == 3 and (out / "classifier.keras").is_file()
+    log = (out / "training_log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in log[1:]] == ["0", "1", "2"]  # one row per epoch, none twice
 
 
 def test_predict_labels_rejects_wrong_shapes():

@@ -8,11 +8,14 @@ import compare_runs
 
 
 def evaluation(epoch, fid_value, kid, accuracy, n_real=(56, 895)):
-    per_emotion = {"Disgust": {"n_real": n_real[0], "fid": None},
-                   "Happy": {"n_real": n_real[1], "fid": fid_value}}
+    relative = {"Disgust": accuracy / 2, "Happy": accuracy * 1.5}
+    per_emotion = {"Disgust": {"n_real": n_real[0], "fid": None, "relative_accuracy": relative["Disgust"]},
+                   "Happy": {"n_real": n_real[1], "fid": fid_value, "relative_accuracy": relative["Happy"]}}
     return {"step": 100 * epoch, "epoch": epoch, "checkpoint": "checkpoint.npz", "split": "PublicTest",
             "extractor": "classifier", "extractor_id": "classifier-0123", "per_emotion": per_emotion,
-            "mean": {"fid": fid_value, "kid": kid, "accuracy": accuracy, "rec_l1": 0.1}}
+            "mean": {"fid": fid_value, "kid": kid, "accuracy": accuracy, "rec_l1": 0.1,
+                     "relative_accuracy": sum(relative.values()) / 2},
+            "min": {"relative_accuracy": min(relative.values())}}
 
 
 def make_run(folder, config, records):
@@ -39,12 +42,14 @@ def test_table_and_png_from_two_runs(two_runs, tmp_path, capsys):
     table = (out / "experiment_log.md").read_text()
     assert table in capsys.readouterr().out
     header, rule, first, second = table.strip().splitlines()
-    assert header == "| id | script | description | FID | KID | expression accuracy | notes |"
+    assert header == ("| id | script | description | FID | KID | expression accuracy | relative accuracy: mean "
+                      "| min | per emotion | rec L1 | notes |")
     cells = [cell.strip() for cell in first.strip("|").split(" | ")]
-    assert cells[:6] == ["t1_base", "ccyclegan_t1.py", "baseline \\| U-Net", "60.50", "0.5000", "0.450"]
-    assert "2 evaluation(s), latest at epoch 2, step 200" in cells[6] and "N_real per emotion 56-895" in cells[6]
-    assert "lr 2e-4" in cells[6]
-    assert second.startswith("| t2 | ccyclegan_t2.py | T2") and "| n/a | 0.2000 | 0.800 |" in second
+    assert cells[:10] == ["t1_base", "ccyclegan_t1.py", "baseline \\| U-Net", "60.50", "0.5000", "0.450",
+                          "0.450", "0.225", "Di 0.23 Ha 0.68", "0.100"]
+    assert "2 evaluation(s), latest at epoch 2, step 200" in cells[10] and "N_real per emotion 56-895" in cells[10]
+    assert "lr 2e-4" in cells[10]
+    assert second.startswith("| t2 | ccyclegan_t2.py | T2") and "| n/a | 0.2000 | 0.800 | 0.800 | 0.400 |" in second
     image = matplotlib.image.imread(out / "experiment_log.png")
     assert image.shape[0] > 200 and image.shape[1] > 600
     assert image[..., :3].std() > 0.05     # something is drawn, not a blank canvas

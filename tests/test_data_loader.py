@@ -141,7 +141,7 @@ def test_bad_row_is_found_in_a_later_chunk(tmp_path, monkeypatch):
 def test_corrupt_gzip_is_named(tmp_path):
     path = tmp_path / "fer.csv.gz"
     path.write_bytes(gzip.compress(("emotion,pixels,Usage\n" + GOOD_ROW + "\n").encode())[:-20])
-    with pytest.raises(DataError, match=f"{path}: not a readable CSV or .csv.gz"):
+    with pytest.raises(DataError, match=f"{path}: damaged gzip file"):
         dl.load_fer2013(path, cache=False)
 
 

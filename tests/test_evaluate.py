@@ -17,7 +17,7 @@ from synthetic_faces import draw_faces
 @pytest.fixture(autouse=True)
 def private_stats_dir(tmp_path, monkeypatch):
     """Real-face features are cached under tmp, never in the repo's saved_models/."""
-    monkeypatch.setattr(fid, "DEFAULT_STATS_DIR", tmp_path / "fid_stats")
+    monkeypatch.setenv("CCYCLEGAN_FID_STATS_DIR", str(tmp_path / "fid_stats"))
     return tmp_path / "fid_stats"
 
 
@@ -55,6 +55,47 @@ def test_evaluator_tells_a_translator_that_draws_the_target_from_one_that_copies
     # A copy reconstructs its input exactly; a drawing of somebody else does not.
     assert copying["mean"]["rec_l1"] == 0.0
     assert drawing["mean"]["rec_l1"] > 0.05
+
+
+def test_relative_accuracy_is_accuracy_over_the_real_faces_accuracy():
+    assert evaluate.relative_accuracy(0.3, 0.6) == pytest.approx(0.5)
+    assert evaluate.relative_accuracy(0.9, 0.9) == pytest.approx(1.0)
+    assert evaluate.relative_accuracy(0.4, 0.2) == pytest.approx(2.0)  # above 1: clearer than real faces
+    assert evaluate.relative_accuracy(0.5, 0.0) is None and evaluate.relative_accuracy(0.5, None) is None
+
+
+def test_relative_accuracy_of_known_translators(test_split, synthetic_judge_path):
+    """Known answers: translations that ARE the real faces of the target (each used equally often)
+    score exactly 1.0 against however well the judge reads them; a translator that always returns
+    one face of another emotion scores 0."""
+    evaluator = evaluate.Evaluator(test_split, fid.ClassifierExtractor.load(synthetic_judge_path))
+
+    def real_faces_of_target(x, target_labels):
+        target = int(target_labels[0])
+        faces = evaluator.faces[target]
+        # The Evaluator translates in batches; a counter keeps the faces cycling across batches.
+        start = counters.get(target, 0)
+        counters[target] = start + len(x)
+        return to_float(faces[(start + np.arange(len(x))) % len(faces)])
+
+    counters = {}
+    record = evaluator(lambda x, t: real_faces_of_target(x, t) if len(set(t)) == 1 else x)
+    for name, metrics in record["per_emotion"].items():
+        assert metrics["real_accuracy"] > 0, name
+        assert metrics["accuracy"] == pytest.approx(metrics["real_accuracy"]), name
+        assert metrics["relative_accuracy"] == pytest.approx(1.0), name
+    assert record["mean"]["relative_accuracy"] == pytest.approx(1.0)
+    assert record["min"]["relative_accuracy"] == pytest.approx(1.0)
+
+    happy_face = to_float(evaluator.faces[3][:1])
+    always_happy = evaluator(lambda x, t: np.repeat(happy_face, len(x), axis=0))
+    judged_happy = always_happy["per_emotion"]["Happy"]["accuracy"] > 0
+    for name, metrics in always_happy["per_emotion"].items():
+        if name != "Happy":
+            assert metrics["relative_accuracy"] == 0.0, name
+    assert always_happy["min"]["relative_accuracy"] == 0.0
+    assert always_happy["mean"]["relative_accuracy"] == pytest.approx(
+        always_happy["per_emotion"]["Happy"]["relative_accuracy"] / 7) and judged_happy
 
 
 def test_real_features_are_read_from_the_cache_on_a_second_evaluator(test_split, synthetic_judge_path,
@@ -117,9 +158,8 @@ def test_cli_evaluates_a_tiny_trained_t2_run(synthetic_csv, synthetic_judge_path
 
 @pytest.mark.parametrize("make_run, extra, message", [
     (lambda run: None, [], "no such run folder"),
-    (lambda run: run.mkdir(), [], "not a run folder (no config.json)"),
-    (lambda run: (run.mkdir(), (run / "config.json").write_text('{"experiment": "ccyclegan_t2"}')),
-     ["--max_per_class", "1"], "max_per_class must be at least 2"),
+    (lambda run: run.mkdir(), [], "no trained generator here (no config.json)"),
+    (lambda run: run.mkdir(), ["--max_per_class", "1"], "max_per_class must be at least 2"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(synthetic_csv, synthetic_judge_path, tmp_path, capsys,
                                              make_run, extra, message):
@@ -136,3 +176,13 @@ def test_append_metrics_keeps_earlier_lines(tmp_path):
     run_folder.append_metrics(tmp_path, {"step": 2})
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+
+
+def test_non_finite_numbers_are_written_as_null_with_a_flag(tmp_path):
+    run_folder.append_metrics(tmp_path, {"step": 3, "mean": {"fid": float("nan"), "kid": float("inf"), "accuracy": 0.5},
+                                         "per_emotion": {"Happy": {"fid": float("-inf")}}})
+    text = (tmp_path / "metrics.jsonl").read_text()
+    record = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name} in {text}"))
+    assert record["mean"] == {"fid": None, "fid_nonfinite": True, "kid": None, "kid_nonfinite": True,
+                              "accuracy": 0.5}
+    assert record["per_emotion"]["Happy"] == {"fid": None, "fid_nonfinite": True}

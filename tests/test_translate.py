@@ -15,23 +15,12 @@ import pytest
 from matplotlib import cbook
 from PIL import Image
 
-import ccyclegan_t2
 import data_loader
 import synthetic_faces
 import translate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PORTRAIT = pathlib.Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # 512x600 colour
-
-
-@pytest.fixture(scope="module")
-def tiny_generator(synthetic_csv, tmp_path_factory):
-    """The run folder of a tiny T2 trained for 2 steps on synthetic faces."""
-    out = tmp_path_factory.mktemp("tiny_t2")
-    ccyclegan_t2.main(["--data", str(synthetic_csv), "--output_dir", str(out), "--run_name", "tiny",
-                       "--base_filters", "4", "--batch_size", "16", "--max_steps", "2", "--epochs", "1",
-                       "--sample_interval", "100"])
-    return out / "saved_models" / "tiny"
 
 
 def enlarged_on_canvas(face, factor):
@@ -222,7 +211,7 @@ def test_default_generator_missing_says_how_to_choose_one(tmp_path, capsys, monk
     Image.fromarray(synthetic_faces.draw_faces([1], seed=3)[0]).save(face)
     assert translate.main([str(face), "--no_detect", "--out", str(tmp_path / "grid.png")]) == 2
     err = one_error_line(capsys)
-    assert str(default) in err and "--generator saved_models/<run>" in err
+    assert str(default) in err and "saved_models/<run>" in err
 
 
 def test_opencv_without_haar_cascades_is_a_one_line_error(tiny_generator, tmp_path, capsys, monkeypatch):

@@ -1,0 +1,79 @@
+"""blocks.Conv2DTranspose computes keras.layers.Conv2DTranspose's function, gradients included, on
+every backend (each in a subprocess), with the same weights: its faster formulations (a dense
+layer on 1x1 maps; on JAX, a backward pass through the strided convolution) change only rounding.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# T2's decoder layers (input shape, filters, output_padding, use_bias): the 1x1 bottleneck layer
+# (the dense formulation), with and without bias, and the strided ones.
+CASES = [((1, 1, 12), 6, None, False), ((1, 1, 12), 6, None, True), ((4, 4, 8), 4, None, False),
+         ((10, 10, 6), 3, 1, False), ((23, 23, 4), 1, None, True)]
+
+DRIVER = textwrap.dedent("""
+    import json, sys
+    import backend_env, keras, numpy as np
+    import blocks as ours
+
+    def gradients(layer, x, dy):
+        '''(output, d<output, dy>/dx, d<output, dy>/dweights) as numpy arrays.'''
+        weights = [v.value for v in layer.trainable_variables]
+        backend = keras.backend.backend()
+        def f(w, x):
+            return layer.stateless_call(w, [], x)[0]
+        if backend == "tensorflow":
+            import tensorflow as tf
+            x, w = tf.constant(x), [tf.identity(v) for v in weights]
+            with tf.GradientTape() as tape:
+                tape.watch([x, *w])
+                y = f(w, x)
+            grads = tape.gradient(y, [x, *w], output_gradients=tf.constant(dy))
+        elif backend == "jax":
+            import jax
+            y, vjp = jax.vjp(lambda x, *w: f(list(w), x), x, *weights)
+            grads = vjp(dy)
+        else:
+            import torch
+            x = torch.tensor(x, requires_grad=True)
+            w = [v.detach().clone().requires_grad_(True) for v in weights]
+            y = f(w, x)
+            (y * torch.tensor(dy)).sum().backward()
+            grads = [x.grad, *(v.grad for v in w)]
+        return [keras.ops.convert_to_numpy(t) for t in (y, *grads)]
+
+    errors = []
+    for shape, filters, output_padding, use_bias in json.loads(sys.argv[1]):
+        kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="valid",
+                      output_padding=output_padding, use_bias=use_bias,
+                      bias_initializer="random_normal")
+        reference, layer = keras.layers.Conv2DTranspose(**kwargs), ours.Conv2DTranspose(**kwargs)
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(5, *shape)).astype("float32")
+        reference.build(x.shape), layer.build(x.shape)
+        layer.set_weights(reference.get_weights())
+        dy = rng.normal(size=(5, *reference.compute_output_shape(x.shape)[1:])).astype("float32")
+        expected, got = gradients(reference, x, dy), gradients(layer, x, dy)
+        assert [a.shape for a in got] == [a.shape for a in expected]
+        errors.append([float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in zip(got, expected)])
+    print(json.dumps(errors))
+""")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_conv2d_transpose_matches_keras_outputs_and_gradients(backend):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(CASES)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    errors = json.loads(result.stdout.strip().splitlines()[-1])
+    for case, case_errors in zip(CASES, errors):  # output, input gradient, weight gradients
+        assert max(case_errors) < 1e-5, f"{case}: max relative errors {case_errors}"

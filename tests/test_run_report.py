@@ -1,0 +1,42 @@
+"""trainer.RunReport: outputs named at the start, a duration estimate, an early grid, --max_minutes.
+
+The run's clock is faked (10 s per reading) so that minutes pass in a few tiny steps.
+"""
+import itertools
+import json
+import types
+
+import numpy as np
+
+import ccyclegan_t2
+import run_folder
+import trainer
+
+
+def test_a_bounded_run_says_what_it_costs_stops_cleanly_and_resumes(synthetic_csv, tmp_path, capsys,
+                                                                     monkeypatch):
+    clock = itertools.count(0, 10)
+    monkeypatch.setattr(trainer, "time", types.SimpleNamespace(time=lambda: float(next(clock))))
+    run_dir, images = tmp_path / "saved_models" / "r", tmp_path / "images" / "r"
+    common = ["--data", str(synthetic_csv), "--output_dir", str(tmp_path), "--run_name", "r"]
+    ccyclegan_t2.main([*common, "--base_filters", "4", "--batch_size", "8", "--max_minutes", "3",
+                       "--max_steps", "50", "--sample_interval", "100", "--checkpoint_interval", "100"])
+    out = capsys.readouterr().out
+    assert f"{run_dir}/checkpoint.npz   every 100 steps" in out
+    assert f"{run_dir}/g_enc.keras + g_dec.keras   the generator" in out
+    assert f"{images}/step_*.png   sample grids" in out
+    assert "timing: " in out and "the full run (200 epochs x 56 steps = 11,200 steps) takes about" in out
+    assert "--max_minutes 3 reached at step" in out and "--run_name r --resume" in out
+
+    with np.load(run_dir / run_folder.CHECKPOINT) as archive:
+        stopped = json.loads(str(archive["state"]))["step"]
+    assert 5 < stopped < 50
+    assert f"done: {stopped} steps" in out
+    grids = sorted(path.name for path in images.glob("step_*.png"))
+    assert len(grids) == 3 and grids[0] == "step_0000000.png" and grids[-1] == f"step_{stopped:07d}.png"
+    assert f"early sample grid: {images / grids[1]}" in out
+    assert (run_dir / "g_enc.keras").is_file() and (run_dir / "g_dec.keras").is_file()
+
+    ccyclegan_t2.main([*common, "--resume", "--max_minutes", "0", "--max_steps", str(stopped + 2)])
+    assert f"done: {stopped + 2} steps" in capsys.readouterr().out
+    assert json.loads((run_dir / run_folder.TRAIN_LOG).read_text().splitlines()[-1])["step"] == stopped + 2
