@@ -446,7 +446,8 @@ def _read_cache(cache_file: pathlib.Path, source: pathlib.Path) -> FER2013:
 
 
 def _write_cache(cache_file: pathlib.Path, data: FER2013) -> None:
-    if not atomic.write_cache(cache_file, lambda temporary: np.savez_compressed(temporary, **_npz_arrays(data))):
+    arrays = _npz_arrays(data)
+    if not atomic.write_cache(cache_file, lambda temporary: np.savez_compressed(temporary, **arrays)):
         return
     # Caches of older versions of the same source are stale now.
     prefix = cache_file.name.rsplit("-", 1)[0] + "-"

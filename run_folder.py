@@ -54,9 +54,18 @@ def write_config(run_dir, record):
     atomic.write_text(pathlib.Path(run_dir) / CONFIG, json.dumps(record, indent=2))
 
 
+def config_path(run_dir):
+    """config.json of a run folder, or of the run that a generator's raw/ or best/ folder belongs to
+    (so the tools load those generators too)."""
+    run_dir = pathlib.Path(run_dir)
+    if not (run_dir / CONFIG).is_file() and run_dir.name in (RAW_GENERATOR, BEST_GENERATOR):
+        return run_dir.parent / CONFIG
+    return run_dir / CONFIG
+
+
 def read_config(run_dir, missing_ok=False):
-    """config.json as a dict ({} if it is absent and `missing_ok`)."""
-    path = pathlib.Path(run_dir) / CONFIG
+    """config.json as a dict ({} if it is absent and `missing_ok`); see config_path."""
+    path = config_path(run_dir)
     if not path.is_file():
         if missing_ok:
             return {}
@@ -74,7 +83,7 @@ def experiment_of(run_dir):
     """The registered experiment module that trained the run; RunFolderError for any other name."""
     run_dir = pathlib.Path(run_dir)
     try:
-        return experiments.load(read_config(run_dir).get("experiment"), source=str(run_dir / CONFIG))
+        return experiments.load(read_config(run_dir).get("experiment"), source=str(config_path(run_dir)))
     except experiments.ExperimentError as err:
         raise RunFolderError(str(err)) from None
 
@@ -224,14 +233,15 @@ def generator_files(run_dir):
 
 
 def load_translator(run_dir):
-    """The final generator of a run folder, ready to translate faces (inference.Translator).
+    """The final generator of a run folder (or its raw/ or best/ one), ready to translate faces
+    (inference.Translator).
 
     The experiment is checked against the registry before anything else loads; the networks load
     in Keras' safe mode, so a `.keras` file holding Python code (a Lambda layer) is refused. Every
     failure is a RunFolderError of one line naming the file."""
     run_dir = pathlib.Path(run_dir)
     how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
-    if not (run_dir / CONFIG).is_file():
+    if not config_path(run_dir).is_file():
         raise RunFolderError(f"{run_dir}: no trained generator here (no {CONFIG}); {how}")
     experiment = experiment_of(run_dir)
     saved = read_config(run_dir)
@@ -246,7 +256,7 @@ def load_translator(run_dir):
     try:
         config = experiment.Config(**experiment.Config.saved_values(saved))
     except TypeError as err:
-        raise RunFolderError(f"{run_dir / CONFIG}: not a config of {experiment.__name__} ({err})") from None
+        raise RunFolderError(f"{config_path(run_dir)}: not a config of {experiment.__name__} ({err})") from None
     nets = {}
     for path in files:
         try:
