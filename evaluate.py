@@ -32,6 +32,9 @@ import numpy as np
 import fid
 import run_folder
 from data_loader import EMOTIONS, DataError, Split, load_fer2013, to_float
+from lazy_import import lazy_import
+
+keras = lazy_import("keras")  # only for the progress bar, once the generator has loaded Keras
 
 
 def check_max_per_class(max_per_class: int | None) -> None:
@@ -54,11 +57,14 @@ class Evaluator:
         self.real = {label: fid.real_features(faces, extractor, f"{split.where}/{EMOTIONS[label]}", stats_dir)
                      for label, faces in self.faces.items()}
 
-    def __call__(self, translate) -> dict:
+    def __call__(self, translate, progress: bool = False) -> dict:
         """Metrics of `translate(x float32 (N,48,48,1) in [-1,1], target_labels int (N,)) -> faces`
-        (a Translator's or the training GAN's: they batch)."""
+        (a Translator's or the training GAN's: they batch). `progress`: a Keras progress bar over
+        the target emotions, showing the last one's KID and accuracy."""
         per_emotion = {}
-        for target, real in self.real.items():
+        bar = keras.utils.Progbar(len(self.real), unit_name="emotion",
+                                  stateful_metrics=["kid", "accuracy"]) if progress else None
+        for done, (target, real) in enumerate(self.real.items(), start=1):
             sources = [label for label in self.faces if label != target]
             x = to_float(np.concatenate([self.faces[label] for label in sources]))
             source_labels = np.concatenate([np.full(len(self.faces[label]), label) for label in sources])
@@ -76,6 +82,8 @@ class Evaluator:
                 "relative_accuracy": relative_accuracy(accuracy, real.accuracy_as(target)),
                 "rec_l1": float(np.mean(np.abs(back - x))),
             }
+            if bar:
+                bar.update(done, values=[("kid", scores.kid), ("accuracy", accuracy)])
         fid_emotions = [name for name, m in per_emotion.items() if not m["fid_small_n"]]
         relative = [m["relative_accuracy"] for m in per_emotion.values() if m["relative_accuracy"] is not None]
         return {
@@ -163,7 +171,7 @@ def main(argv=None) -> int:
         data = load_fer2013(args.data)
         evaluator = Evaluator(data.split(args.split), fid.ClassifierExtractor.load(args.classifier),
                               args.max_per_class, args.stats_dir)
-        record = evaluator(translator.translate)
+        record = evaluator(translator.translate, progress=True)
     except (fid.FIDError, DataError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

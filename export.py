@@ -106,10 +106,9 @@ def main(argv=None):
                         help="the file to write (.onnx, .tflite) or, for savedmodel, the folder")
     args = parser.parse_args(argv)
     try:
-        if not (pathlib.Path(args.run_dir) / "config.json").is_file():  # checked before Keras builds
-            raise ExportError(f"{args.run_dir}: not a run folder (no config.json)")
+        run_folder.experiment_of(args.run_dir)  # a run of a known experiment, before any model is built
         out = export(args.run_dir, args.format, args.out)
-    except (ExportError, OSError) as err:
+    except (ExportError, run_folder.RunFolderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.format}: {args.run_dir} -> {out}")

@@ -92,7 +92,7 @@ def test_readme_experiment_log_is_generated_between_its_markers(two_runs, tmp_pa
     assert first.startswith("# Title\n\n## Experiment Log\n<!-- experiment-log:start -->\n")
     assert first.endswith("<!-- experiment-log:end -->\n\n## Next\n") and "typed by hand" not in first
     assert (tmp_path / "docs" / "experiment_log.md").read_text() in first
-    assert "![FID, KID and expression accuracy per epoch](docs/experiment_log.png)" in first
+    assert "![FID, KID, expression accuracy and minimum relative accuracy per training step](docs/experiment_log.png)" in first
     assert compare_runs.main(argv) == 0
     assert readme.read_text() == first          # regenerating changes nothing
 
@@ -104,3 +104,15 @@ def test_readme_without_markers_is_an_error_before_anything_is_written(two_runs,
     assert compare_runs.main(argv) == 2
     assert "README.md: no '<!-- experiment-log:start -->'" in capsys.readouterr().err
     assert readme.read_text() == "# Title\n" and not (tmp_path / "docs").exists()
+
+
+def test_the_plot_never_joins_evaluations_that_are_not_comparable(tmp_path):
+    quick = [dict(evaluation(epoch, 50.0, 0.5, 0.3), max_per_class=100) for epoch in (1, 2, 3)]
+    full = [dict(evaluation(4, 40.0, 0.4, 0.4), max_per_class=None)]
+    other_judge = [dict(evaluation(5, 30.0, 0.3, 0.5), max_per_class=None, extractor_id="classifier-4567")]
+    run = compare_runs.load_run(make_run(tmp_path / "run", None, quick + full + other_judge))
+    series = compare_runs.comparable_series(run)
+    assert [len(records) for records in series.values()] == [3, 1, 1]
+    figure_path = compare_runs.plot_runs([run], tmp_path / "plot.png")
+    import matplotlib.pyplot as plt
+    assert figure_path.is_file() and not plt.get_fignums()  # written and closed

@@ -44,7 +44,7 @@ def test_savedmodel_serves_like_keras(tiny_generator, faces_and_targets, tmp_pat
 def test_bad_input_is_one_error_line_and_writes_nothing(tiny_generator, tmp_path, capsys):
     assert export.main([str(tmp_path / "no_run"), "--out", str(tmp_path / "a.onnx")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"error: {tmp_path / 'no_run'}: not a run folder (no config.json)"
+    assert err == f"error: {tmp_path / 'no_run' / 'config.json'}: not a run folder (no config.json)"
     (tmp_path / "taken.onnx").write_text("mine")
     assert export.main([str(tiny_generator), "--out", str(tmp_path / "taken.onnx")]) == 2
     assert capsys.readouterr().err.strip().startswith(f"error: {tmp_path / 'taken.onnx'}: already exists")
