@@ -14,11 +14,12 @@ The starting point the other experiments are measured against (the original READ
 - One random other emotion per face per step (T2 uses all six).
 
 Defaults follow the original code's T1 (gtesei/ccyclegan `ccyclegan_t1.py`; see DESIGN.md): the
-adversarial term weighs 20 in G's loss (lambda_cyc 1, identity 0.1), G is half as wide as D (32 vs
-64 channels), and D and G are both updated on every batch. With an adversarial weight of 1, T1
-collapsed at lambda_cyc = 1 (README, Experiment Log: one template face per emotion). Unlike the
-original, no test faces are mixed into the training batches (its `use_test_in_batch=True`): that
-would make every metric on the test split meaningless.
+adversarial term weighs 20 in G's loss (lambda_cyc 1, identity 0.1) and G is half as wide as D (32
+vs 64 channels); D and G are both updated on every batch (`--d_g_ratio 1`: the D:G ratio of 5 is
+recorded for the T2 line only). With an adversarial weight of 1, T1 collapsed at lambda_cyc = 1
+(README, Experiment Log: one template face per emotion). Unlike the original, no test faces are
+mixed into the training batches (its `use_test_in_batch=True`): that would make every metric on
+the test split meaningless.
 
     python ccyclegan_t1.py --data datasets/fer2013.csv          # train (see --help)
     python ccyclegan_t1.py --demo                              # minutes on CPU, synthetic faces
