@@ -125,10 +125,6 @@ def open_train_log(run_dir):
     return open(pathlib.Path(run_dir) / TRAIN_LOG, "a", buffering=1)
 
 
-def read_train_log(run_dir):
-    return _read_jsonl(pathlib.Path(run_dir) / TRAIN_LOG)
-
-
 def truncate_train_log(run_dir, step):
     """Drop log lines of steps after `step` (a resumed run trains them again)."""
     path = pathlib.Path(run_dir) / TRAIN_LOG
