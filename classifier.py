@@ -41,8 +41,14 @@ DEFAULT_DIR = REPO_ROOT / "saved_models" / "expression_classifier"  # the commit
 NEW_DIR = REPO_ROOT / "saved_models" / "new_classifier"  # where training writes unless told
 
 
-def build_classifier(width=32, num_blocks=4, dense_units=256, dropout=0.1, augment=True):
-    """The classifier: input (48, 48, 1) float in [-1, 1], softmax over the 7 emotions."""
+def build_classifier(width=32, num_blocks=4, dense_units=256, dropout=0.1, augment=True,
+                     head="flatten"):
+    """The classifier: input (48, 48, 1) float in [-1, 1], softmax over the 7 emotions.
+
+    `head` "flatten" keeps where a feature sits (mouth, brows: what tells expressions apart on
+    real faces); "average" (global average pooling) is the small, position-free head that the
+    synthetic-faces judge uses.
+    """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = inputs
     if augment:  # what the field uses on FER2013; these layers act only while training
@@ -59,8 +65,12 @@ def build_classifier(width=32, num_blocks=4, dense_units=256, dropout=0.1, augme
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D(name=f"block{block + 1}_pool")(x)
         x = layers.Dropout(dropout)(x)
-    # Flatten, not global pooling: where a feature sits (mouth, brows) is what tells expressions apart.
-    x = layers.Flatten()(x)
+    if head == "flatten":
+        x = layers.Flatten()(x)
+    elif head == "average":
+        x = layers.GlobalAveragePooling2D()(x)
+    else:
+        raise ValueError(f"head must be 'flatten' or 'average', not {head!r}")
     x = layers.Dense(dense_units, activation="relu", name="features")(x)
     x = layers.Dropout(2 * dropout)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion")(x)

@@ -187,7 +187,8 @@ def write_synthetic_csv(path, train_per_class=64, test_per_class=16, seed=0):
 
 # The judge: a tiny configuration of classifier.py's network. Seed 1000 keeps its training faces
 # apart from the low seeds tests draw their data from.
-JUDGE_ARCHITECTURE = dict(width=8, num_blocks=3, dense_units=32, dropout=0.1, augment=False)
+JUDGE_ARCHITECTURE = dict(width=8, num_blocks=3, dense_units=32, dropout=0.1, augment=False,
+                          head="average")
 
 
 def train_judge(path, n_per_class=200, epochs=6, seed=1000):

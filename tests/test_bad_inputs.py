@@ -82,6 +82,12 @@ def evaluate_command(env, run_dir, *extra, data=None) -> list:
             "--max_per_class", "4", *extra]
 
 
+def empty_folder(env) -> pathlib.Path:
+    folder = env.tmp / "empty_photos"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 def translate_command(env, *extra, photo=None, generator=None) -> list:
     return ["translate.py", photo or face_png(env), "--no_detect", "--generator", generator or env.generator,
             *extra] + ([] if "--out" in extra else ["--out", env.out / "grid.png"])
@@ -295,8 +301,8 @@ CASES = [
          lambda env: ["ccyclegan_t2.py", "--data", one_emotion_csv(env), "--output_dir", env.tmp, "--base_filters", 4,
                       "--batch_size", 16, "--max_steps", 1],
          2, r"happy_only\.csv: PublicTest: no Angry face to show in sample grids", keras=True),
-    Case("translate: a folder as the photo is called a folder",
-         lambda env: translate_command(env, photo=env.tmp), 2, r": is a folder; give a photo file"),
+    Case("translate: a folder without photos translates nothing and says so",
+         lambda env: translate_command(env, photo=empty_folder(env)), 2, r"empty_photos: no photo translated \(0 skipped\)"),
     Case("evaluate: a file as the run folder is called a file",
          lambda env: evaluate_command(env, env.csv), 2, r"synthetic_fer2013\.csv: a file, not a run folder", keras=True),
     # Broken or hostile generator folders (item 8)

@@ -4,6 +4,7 @@ Each multi-device run is a subprocess (TensorFlow's logical CPU devices and XLA'
 fixed when the process starts), bounded in time; tiny networks on synthetic faces.
 """
 import json
+import os
 import pathlib
 import subprocess
 import sys
