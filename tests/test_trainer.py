@@ -109,7 +109,7 @@ def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
     np.testing.assert_allclose(model.translate(faces, (labels + 2) % 7), out, atol=1e-5)
     np.testing.assert_allclose(model.reconstruct(faces, labels), translator.reconstruct(faces, labels),
                                atol=1e-5)
-    with pytest.raises(run_folder.RunFolderError, match="not a run folder"):
+    with pytest.raises(run_folder.RunFolderError, match="no trained generator here"):
         run_folder.load_translator(straight_t1)
 
 
