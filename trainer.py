@@ -393,9 +393,8 @@ def main(experiment, config, given):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except OSError as err:  # a read-only or full disk, a file where a folder should be
-        print(f"error: {err.filename or config.output_dir}: cannot write ({err.strerror or err}); files "
-              "already in the run folder are kept whole (--resume continues from its checkpoint)",
-              file=sys.stderr)
+        print(f"error: {err.filename or config.output_dir}: cannot write ({err.strerror or err}); what the "
+              "run folder holds is kept whole", file=sys.stderr)
         sys.exit(2)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -523,7 +522,7 @@ def train(run):
     if run.resume:
         state = load_checkpoint(model, run_dir)
         if state.get("steps_per_epoch") != steps_per_epoch:
-            raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state['steps_per_epoch']} steps "
+            raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state.get('steps_per_epoch')} steps "
                               f"per epoch, the data now gives {steps_per_epoch}")
         model.step = state["step"]
 
