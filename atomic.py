@@ -11,12 +11,17 @@ rebuilt), and one that cannot be written (a read-only folder, a full disk) is on
 import contextlib
 import os
 import pathlib
+import re
 import sys
 import zipfile
 import zlib
 
-# What reading a truncated, damaged or foreign `.npz` raises.
-UNREADABLE_CACHE = (OSError, EOFError, ValueError, KeyError, zlib.error, zipfile.BadZipFile)
+# What reading a truncated, damaged or foreign `.npz` (a cache, a checkpoint) raises.
+UNREADABLE_NPZ = (OSError, EOFError, ValueError, KeyError, zlib.error, zipfile.BadZipFile)
+
+
+# `replacing`'s temporary names: ".<stem>.tmp<pid><suffix>".
+TEMPORARY = re.compile(r"\..+\.tmp(?P<pid>\d+)(\.[^.]*)?")
 
 
 @contextlib.contextmanager
@@ -32,6 +37,28 @@ def replacing(path):
         temporary.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder):
+    """Remove the temporaries in `folder` that a killed process left (its pid is no longer alive);
+    a kill during a checkpoint write leaves one as large as a checkpoint. Returns their paths."""
+    removed = []
+    for path in pathlib.Path(folder).glob(".*.tmp*"):
+        match = TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no pid can be
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_text(path, text):
     with replacing(path) as temporary:
         temporary.write_text(text)
@@ -45,7 +72,7 @@ def read_cache(path, read):
         return None
     try:
         return read(path)
-    except UNREADABLE_CACHE:
+    except UNREADABLE_NPZ:
         return None
 
 

@@ -20,7 +20,6 @@ run folder holds can make it run code: the experiment named in config.json must 
 import json
 import math
 import pathlib
-import zipfile
 
 import numpy as np
 
@@ -103,8 +102,11 @@ def read_checkpoint(run_dir):
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         state = json.loads(str(arrays.pop("state")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise RunFolderError(f"{path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+    except atomic.UNREADABLE_NPZ as err:  # truncated, damaged, pickled (allow_pickle=False), no state
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunFolderError(f"{path}: not a readable checkpoint ({reason})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("step"), int)):
+        raise RunFolderError(f"{path}: not a readable checkpoint (its state has no step)")
     return state, arrays
 
 
@@ -125,12 +127,29 @@ def open_train_log(run_dir):
     return open(pathlib.Path(run_dir) / TRAIN_LOG, "a", buffering=1)
 
 
+def _is_step(record):
+    return isinstance(record, dict) and isinstance(record.get("step"), int)
+
+
 def truncate_train_log(run_dir, step):
-    """Drop log lines of steps after `step` (a resumed run trains them again)."""
+    """Drop log lines of steps after `step` (a resumed run trains them again), and a torn last line:
+    what a full disk or a kill in mid-write leaves (the checkpoint is whole; the line is retrained)."""
     path = pathlib.Path(run_dir) / TRAIN_LOG
     if path.exists():
-        kept = [json.dumps(record) for record in _read_jsonl(path) if record["step"] <= step]
+        lines = _read_lines(path)
+        if lines and not _parses(lines[-1]):
+            lines.pop()
+        records = _parse_lines(path, lines, _is_step, "not a step record (no 'step')")
+        kept = [json.dumps(record) for record in records if record["step"] <= step]
         atomic.write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _parses(line):
+    try:
+        json.loads(line)
+        return True
+    except json.JSONDecodeError:
+        return False
 
 
 # -- metrics.jsonl --------------------------------------------------------------------------------
@@ -173,14 +192,22 @@ def _is_evaluation(record):
     return isinstance(record, dict) and isinstance(record.get("mean"), dict)
 
 
-def _read_jsonl(path, is_record=lambda record: isinstance(record, dict), problem="not a JSON object",
-                check=None):
+def _read_jsonl(path, *how):
+    """The records of a JSONL file ([] if it is absent); `how`: _parse_lines' is_record, problem, check."""
     if not path.exists():
         return []
+    return _parse_lines(path, _read_lines(path), *how)
+
+
+def _read_lines(path):
     try:
-        lines = path.read_text().splitlines()
+        return path.read_text().splitlines()
     except (ValueError, OSError) as err:  # not UTF-8, a folder, unreadable
         raise RunFolderError(f"{path}: not a readable text file ({err})") from None
+
+
+def _parse_lines(path, lines, is_record=lambda record: isinstance(record, dict), problem="not a JSON object",
+                 check=None):
     records = []
     for number, line in enumerate(lines, start=1):
         if line.strip():

@@ -127,13 +127,12 @@ class Sweep:
         try:
             run = trainer.prepare(self.experiment, *train_config.parse_config(
                 self.experiment, argv + (["--resume"] if resume else [])))
-            if run.parallel.is_chief:
-                _add_notes(run.run_dir, f"sweep {self.directory.name}, trial {trial_id}: " +
-                           ", ".join(f"{name}={value:g}" for name, value in sorted(values.items())))
+            run = run._replace(notes=f"sweep {self.directory.name}, trial {trial_id}: " +
+                               ", ".join(f"{name}={value:g}" for name, value in sorted(values.items())))
             model = trainer.train(run)
         except trainer.NonFiniteError as err:
             raise kt.errors.FailedTrialError(f"trial {trial_id}: {err}") from None
-        except (train_config.ConfigError, data_loader.DataError) as err:
+        except (train_config.ConfigError, data_loader.DataError, run_folder.RunFolderError) as err:
             raise kt.errors.FatalError(f"trial {trial_id}: {err}") from None
         try:
             record = self.final_evaluation(run, model)
@@ -162,13 +161,6 @@ class Sweep:
                                               balanced=run.config.balanced).steps_per_epoch
         callback.on_epoch_end((model.step - 1) // steps_per_epoch, {})
         return run_folder.read_metrics(run.run_dir)[-1]
-
-
-def _add_notes(run_dir, notes):
-    """Put the trial's hyperparameters into config.json's notes (compare_runs shows them)."""
-    config = run_folder.read_config(run_dir)
-    if config.get("notes") != notes:
-        run_folder.write_config(run_dir, {**config, "notes": notes})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +249,7 @@ def parse_args(argv=None):
         raise SweepError("--algorithm bayes needs scikit-learn: pip install 'keras-tuner[bayesian]'")
     space = parse_space(args.space, experiment, args.algorithm)
     grid_size = math.prod(len(v) for v in space.values()) if args.algorithm == "grid" else None
-    max_trials = args.max_trials or grid_size or DEFAULT_BAYES_TRIALS
+    max_trials = args.max_trials if args.max_trials is not None else grid_size or DEFAULT_BAYES_TRIALS
     if max_trials < 1:
         raise SweepError(f"--max_trials must be at least 1, got {max_trials}")
     sweep = Sweep(experiment, args.algorithm, args.objective, pathlib.Path(args.directory), space,

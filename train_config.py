@@ -7,7 +7,9 @@ An experiment's `Config` subclasses `TrainConfig`, adds its own fields with `arg
 """
 import argparse
 import dataclasses
+import math
 import pathlib
+import re
 import sys
 from typing import ClassVar
 
@@ -16,11 +18,14 @@ class ConfigError(ValueError):
     """Bad command-line input; reported as one `error: ...` line, exit status 2."""
 
 
-def arg(default, help, *, resumable=False, minimum=None):
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def arg(default, help, *, resumable=False, minimum=None, above=None, below=None):
     """A Config field with its --help text; `resumable`: --resume may change it; `minimum`: the
-    smallest value it accepts."""
+    smallest value it accepts; `above`, `below`: open bounds (the value must lie strictly between)."""
     return dataclasses.field(default=default, metadata={"help": help, "resumable": resumable,
-                                                        "minimum": minimum})
+                                                        "minimum": minimum, "above": above, "below": below})
 
 
 @dataclasses.dataclass
@@ -38,7 +43,7 @@ class TrainConfig:
     sample_interval: int = arg(200, "write a sample grid every N steps", resumable=True, minimum=1)
     checkpoint_interval: int = arg(500, "write a checkpoint every N steps (and at every epoch end)",
                                    resumable=True, minimum=1)
-    seed: int = arg(0, "seed of weights, data order, flips and target labels")
+    seed: int = arg(0, "seed of weights, data order, flips and target labels", minimum=0, below=2**32)
     balanced: bool = arg(False, "class-balanced epochs (Disgust is 1.5%% of FER2013)")
     resume: bool = arg(False, "continue the run folder --run_name from its checkpoint", resumable=True)
     demo: bool = arg(False, "synthetic faces, small networks, lr 2e-3, rec_loss_w 10, 700 steps: "
@@ -48,17 +53,19 @@ class TrainConfig:
     classifier: str = arg("", "expression classifier .keras for --eval_every", resumable=True)
     distribute: str = arg("none", "data parallelism: none, mirrored, multi_worker (TF), "
                                   "data_parallel (JAX); see distribute.py", resumable=True)
-    d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight")
-    d_cl_loss_w: float = arg(1.0, "D: emotion-head loss weight (real faces; 'no emotion' for translations)")
-    g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight")
-    g_cl_loss_w: float = arg(1.0, "G: classification loss weight (lambda_cl)")
-    rec_loss_w: float = arg(1.0, "G: cycle/reconstruction L1 weight (lambda_cyc)")
-    adam_lr: float = arg(2e-4, "Adam learning rate (G and D)")
-    adam_beta_1: float = arg(0.5, "Adam beta_1")
-    adam_beta_2: float = arg(0.999, "Adam beta_2")
+    d_gan_loss_w: float = arg(1.0, "D: adversarial loss weight", minimum=0)
+    d_cl_loss_w: float = arg(1.0, "D: emotion-head loss weight (real faces; 'no emotion' for translations)",
+                             minimum=0)
+    g_gan_loss_w: float = arg(1.0, "G: adversarial loss weight", minimum=0)
+    g_cl_loss_w: float = arg(1.0, "G: classification loss weight (lambda_cl)", minimum=0)
+    rec_loss_w: float = arg(1.0, "G: cycle/reconstruction L1 weight (lambda_cyc)", minimum=0)
+    adam_lr: float = arg(2e-4, "Adam learning rate (G and D)", above=0)
+    adam_beta_1: float = arg(0.5, "Adam beta_1", minimum=0, below=1)
+    adam_beta_2: float = arg(0.999, "Adam beta_2", minimum=0, below=1)
     d_g_ratio: int = arg(1, "update D on every step and G on every Nth (steps 0, N, 2N, ...)", minimum=1)
     ema_decay: float = arg(0.999, "grids, evaluation and the saved generator use an exponential moving "
-                                  "average of G's weights with this decay per G update (0: off, G itself)")
+                                  "average of G's weights with this decay per G update (0: off, G itself)",
+                           minimum=0, below=1)
 
     # --demo: synthetic faces and a fast recipe (higher learning rate, lambda_cyc 10): a couple of
     # minutes on 2 CPU cores, and the setting tests/test_learning.py holds to >= 80 %. It updates G
@@ -82,15 +89,32 @@ class TrainConfig:
         """Flags a resumed run may change; every other one must match the run's config.json."""
         return {f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable")}
 
+    def check_fields(self, names=None):
+        """Raise ConfigError for a field (of `names`; default all) outside its limits, or a --run_name
+        that is more than a plain folder name (a path would write outside saved_models/)."""
+        for field in dataclasses.fields(self):
+            if names is not None and field.name not in names:
+                continue
+            value, limits = getattr(self, field.name), field.metadata
+            wanted = (int, float) if field.type is float else field.type  # JSON writes 1.0 as 1
+            if not isinstance(value, wanted) or (isinstance(value, bool) and field.type is not bool):
+                raise ConfigError(f"--{field.name} must be of type {field.type.__name__}, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{field.name} must be a finite number, got {value}")
+            if limits.get("minimum") is not None and value < limits["minimum"]:
+                more = "at least 1" if limits["minimum"] == 1 else f"{limits['minimum']} or more"
+                raise ConfigError(f"--{field.name} must be {more}, got {value}")
+            if limits.get("above") is not None and value <= limits["above"]:
+                raise ConfigError(f"--{field.name} must be more than {limits['above']}, got {value}")
+            if limits.get("below") is not None and value >= limits["below"]:
+                raise ConfigError(f"--{field.name} must be less than {limits['below']}, got {value}")
+        if self.run_name and (not RUN_NAME.fullmatch(self.run_name) or self.run_name in (".", "..")):
+            raise ConfigError(f"--run_name {self.run_name!r}: give a plain folder name (letters, digits, "
+                              "'.', '_', '-'); it goes under saved_models/ and images/")
+
     def check(self):
         """Raise ConfigError for a value no run can use (limits of single fields, then across fields)."""
-        for field in dataclasses.fields(self):
-            minimum, value = field.metadata.get("minimum"), getattr(self, field.name)
-            if minimum is not None and value < minimum:
-                more = "at least 1" if minimum == 1 else f"{minimum} or more"
-                raise ConfigError(f"--{field.name} must be {more}, got {value}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"--ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        self.check_fields()
         if self.eval_every and not self.classifier:
             raise ConfigError("--eval_every needs --classifier PATH (an expression classifier .keras)")
         if self.classifier and not pathlib.Path(self.classifier).is_file():
@@ -117,7 +141,9 @@ def parse_config(experiment, argv=None):
                                 metavar=field.name.upper())
     given = vars(parser.parse_args(argv))
     values = {**(config_cls.DEMO if given.get("demo") else {}), **given}
-    return config_cls(**values), set(given)
+    config = config_cls(**values)
+    config.check_fields(set(given))  # here, before Keras loads: a bad value answers at once
+    return config, set(given)
 
 
 def parse_or_exit(experiment, argv=None):

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import atomic
 import autodiff
 import data_loader
 import distribute
@@ -251,10 +252,7 @@ def save_checkpoint(model, run_dir, state):
 
 def load_checkpoint(model, run_dir):
     """Restore G, D and both optimizers into `model`; returns the saved state dict."""
-    try:
-        state, saved = run_folder.read_checkpoint(run_dir)
-    except run_folder.RunFolderError as err:
-        raise ConfigError(str(err)) from None
+    state, saved = run_folder.read_checkpoint(run_dir)
     expected = _weights(model)
     mismatched = [k for k in expected if k not in saved or saved[k].shape != expected[k].shape]
     if mismatched or len(saved) != len(expected):
@@ -488,18 +486,23 @@ def _duration(seconds):
 
 def main(experiment, config, given):
     """The experiment scripts' entry point once their flags are read (train_config.parse_or_exit):
-    prepare and train. Exit 2 on bad input, 1 on NaN/Inf."""
+    prepare and train. Exit 2 on bad input or a place that cannot be written, 1 on NaN/Inf."""
     try:
         train(prepare(experiment, config, given))
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a read-only or full disk, a file where a folder should be
+        print(f"error: {err.filename or config.output_dir}: cannot write ({err.strerror or err}); what the "
+              "run folder holds is kept whole", file=sys.stderr)
         sys.exit(2)
     except NonFiniteError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
 
 
-Run = namedtuple("Run", "experiment config run_dir images_dir dataset resume parallel")
+# notes: a line for config.json's "notes" (compare_runs shows it), e.g. a sweep trial's hyperparameters
+Run = namedtuple("Run", "experiment config run_dir images_dir dataset resume parallel notes", defaults=(None,))
 
 
 def experiment_id(experiment):
@@ -515,11 +518,10 @@ def run_dirs(config, experiment):
 def _resumed_config(experiment, config, given, run_dir):
     """The run's saved config, with the flags that may change on resume taken from the CLI."""
     if not (run_dir / run_folder.CHECKPOINT).is_file():
-        raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: no checkpoint to resume from")
-    try:
-        saved = run_folder.read_config(run_dir)
-    except run_folder.RunFolderError as err:
-        raise ConfigError(str(err)) from None
+        what = ("the run stopped before its first one: start it afresh (the same command without --resume)"
+                if run_dir.is_dir() else "check --run_name and --output_dir")
+        raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: no checkpoint to resume from; {what}")
+    saved = run_folder.read_config(run_dir)
     config_path = run_dir / run_folder.CONFIG
     if saved.get("experiment") != experiments.name_of(experiment):
         raise ConfigError(f"{config_path}: a run of {saved.get('experiment')!r}, not of "
@@ -531,15 +533,17 @@ def _resumed_config(experiment, config, given, run_dir):
         if name in fields and getattr(config, name) != values.get(name):
             raise ConfigError(f"--{name} {getattr(config, name)!r} differs from the run's "
                               f"{values.get(name)!r} ({config_path}); it cannot change on --resume")
-    values.update({k: getattr(config, k) for k in given & resumable & fields})
     try:
-        return experiment.Config(**values)
-    except TypeError as err:
+        experiment.Config(**values).check_fields()
+    except (TypeError, ConfigError) as err:
         raise ConfigError(f"{config_path}: not a config of this experiment ({err})") from None
+    values.update({k: getattr(config, k) for k in given & resumable & fields})
+    return experiment.Config(**values)
 
 
 def prepare(experiment, config, given):
-    """Check the config, find the data, set up the run folders; raises ConfigError/DataError.
+    """Check the config and find the data; raises ConfigError/DataError. Writes nothing into the run
+    folder: train() does, once its own checks have passed.
 
     `config` and `given` come from train_config.parse_config (the flags named on the command line)."""
     experiments.check(experiment)
@@ -551,8 +555,11 @@ def prepare(experiment, config, given):
     except distribute.DistributeError as err:
         raise ConfigError(str(err)) from None
     if not config.resume and parallel.is_chief and run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir}: run folder exists; pass --resume to continue it or choose "
-                          "another --run_name")
+        if (run_dir / run_folder.CHECKPOINT).exists() or run_folder.generator_files(run_dir):
+            raise ConfigError(f"{run_dir}: run folder exists; pass --resume to continue it or choose "
+                              "another --run_name")
+        print(f"note: {run_dir} holds no checkpoint (an earlier start stopped before its first one); "
+              "starting afresh in it", flush=True)
     config.check()
     if config.batch_size % parallel.num_replicas:
         raise ConfigError(f"--batch_size {config.batch_size} does not split evenly over "
@@ -570,9 +577,6 @@ def prepare(experiment, config, given):
     if not parallel.is_chief:  # only the chief writes into the run folder
         run_dir, images_dir = distribute.worker_dirs(
             run_dir, images_dir, copy=(run_folder.CONFIG, run_folder.CHECKPOINT, run_folder.TRAIN_LOG))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run_folder.write_config(run_dir, {**dataclasses.asdict(config), "experiment": experiments.name_of(experiment),
-                                      "backend": BACKEND, "data_source": dataset.source})
     return Run(experiment, config, run_dir, images_dir, dataset, config.resume, parallel)
 
 
@@ -605,7 +609,8 @@ def _first(count, make_batches, *args):
 
 
 def train(run):
-    """Fit epoch by epoch (a resumed run re-enters mid-epoch), then save the generator."""
+    """Fit epoch by epoch (a resumed run re-enters mid-epoch), then save the generator. Writes into
+    the run folder only after every check (checkpoint, data, evaluation set-up) has passed."""
     experiment, config, run_dir = run.experiment, run.config, run.run_dir
     print(json.dumps({"experiment": experiment_id(experiment), "backend": BACKEND,
                       **dataclasses.asdict(config)}))
@@ -616,15 +621,17 @@ def train(run):
     steps_per_epoch = batches.steps_per_epoch
     if run.resume:
         state = load_checkpoint(model, run_dir)
-        if state["steps_per_epoch"] != steps_per_epoch:
-            raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state['steps_per_epoch']} steps "
+        if state.get("steps_per_epoch") != steps_per_epoch:
+            raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state.get('steps_per_epoch')} steps "
                               f"per epoch, the data now gives {steps_per_epoch}")
         model.step = state["step"]
-        run_folder.truncate_train_log(run_dir, model.step)
-        print(f"resumed {run_dir} at step {model.step}")
 
     grid_split = run.dataset.splits.get("PublicTest", run.dataset.split("Training"))
     faces, labels = data_loader.fixed_faces(grid_split, seed=config.seed)
+    evaluation = [_evaluation_callback(run), KeepBest(run_dir)] if config.eval_every else []
+    _open_run_folder(run, model.step)
+    if run.resume:
+        print(f"resumed {run_dir} at step {model.step}")
     last_step = config.epochs * steps_per_epoch
     step_log = StepLog(run_dir, steps_per_epoch, min(last_step, config.max_steps or last_step))
     checkpointer = Checkpointer(run_dir, config.checkpoint_interval,
@@ -632,9 +639,7 @@ def train(run):
                                          "backend": BACKEND, "seed": config.seed})
     checkpointer.saved_step = model.step if run.resume else None
     grid = SampleGrid(run.images_dir, faces, labels, config.sample_interval)
-    callbacks = [step_log, checkpointer, grid, RunReport(run, model, step_log, grid)]
-    if config.eval_every:
-        callbacks += [_evaluation_callback(run), KeepBest(run_dir)]
+    callbacks = [step_log, checkpointer, grid, RunReport(run, model, step_log, grid), *evaluation]
     for callback in callbacks:
         callback.set_model(model)
     if model.step == 0:
@@ -678,6 +683,19 @@ def train(run):
           + (f", the best one (step {best['step']}) in {run_dir / run_folder.BEST_GENERATOR}" if best else "")
           + f", grids in {run.images_dir}")
     return model
+
+
+def _open_run_folder(run, step):
+    """Make the run's folders, clear what a killed process left (temporaries; log lines after the
+    checkpoint's `step`, or all of them on a fresh start) and write config.json."""
+    for folder in (run.images_dir, run.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temporaries(folder)
+    run_folder.truncate_train_log(run.run_dir, step)
+    run_folder.write_config(run.run_dir, {**dataclasses.asdict(run.config),
+                                          "experiment": experiments.name_of(run.experiment),
+                                          "backend": BACKEND, "data_source": run.dataset.source,
+                                          **({"notes": run.notes} if run.notes else {})})
 
 
 def _evaluation_callback(run):

@@ -47,6 +47,7 @@ class Env:
     classifier: pathlib.Path   # an untrained tiny expression classifier (.keras)
     generator: pathlib.Path    # the run folder of a tiny T2 trained for 2 steps
     environ: dict              # environment variables of the command (a case may change them)
+    before: dict = dataclasses.field(default_factory=dict)   # a run folder's files as the case left them
 
 
 @dataclasses.dataclass
@@ -183,6 +184,79 @@ def one_emotion_csv(env) -> pathlib.Path:
         "Training": (happy, np.full(32, 3)), "PublicTest": (happy[:8], np.full(8, 3))})
 
 
+# Training runs: the tiny T2 run copied to <tmp>/saved_models/tiny, to resume or damage
+
+TINY_T2 = ["--base_filters", 4, "--batch_size", 16, "--sample_interval", 100]
+
+
+def files_of(folder) -> dict:
+    return {path.relative_to(folder): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def tiny_run(env, damage=lambda run: None) -> pathlib.Path:
+    """The tiny T2 run at <tmp>/saved_models/tiny after `damage(run folder)`; remembers its files."""
+    run = env.tmp / "saved_models" / "tiny"
+    shutil.copytree(env.generator, run)
+    damage(run)
+    env.before = files_of(run)
+    return run
+
+
+def train_command(env, *extra, script="ccyclegan_t2.py") -> list:
+    return [script, "--output_dir", env.tmp, "--run_name", "tiny", *extra]
+
+
+def resume_command(env, damage=lambda run: None, *extra, script="ccyclegan_t2.py") -> list:
+    tiny_run(env, damage)
+    return train_command(env, "--resume", *extra, script=script)
+
+
+def without_checkpoint(run):
+    """What a start killed before its first checkpoint leaves: config.json, log lines, TensorBoard."""
+    for name in ("checkpoint.npz", "g_enc.keras", "g_dec.keras"):
+        (run / name).unlink()
+
+
+def torn_log_line(run):
+    with open(run / "train_log.jsonl", "a") as log:
+        log.write('{"step": 3, "D/ad')
+
+
+def cut_in_half(name):
+    def damage(run):
+        (run / name).write_bytes((run / name).read_bytes()[:(run / name).stat().st_size // 2])
+    return damage
+
+
+def config_with(**changes):
+    def damage(run):
+        (run / "config.json").write_text(json.dumps({**json.loads((run / "config.json").read_text()), **changes}))
+    return damage
+
+
+def pickled_array(run):
+    np.savez(run / "checkpoint.npz", state=np.array(json.dumps({"step": 2, "steps_per_epoch": 28})),
+             payload=np.array([{"pickled": True}], dtype=object))
+
+
+def images_folder_is_a_file(env) -> list:
+    (env.tmp / "images").mkdir()
+    unwritable(env, "images/tiny")
+    return resume_command(env)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def stale_temporaries(run):
+    """A dead process's checkpoint temporary (what a kill in mid-write leaves) and a live one's (pid 1)."""
+    (run / f".checkpoint.tmp{dead_pid()}.npz").write_bytes(b"PK half a checkpoint")
+    (run / ".checkpoint.tmp1.npz").write_bytes(b"PK being written")
+
+
 # compare_runs.py's run folders
 
 def evaluation_record(**mean) -> dict:
@@ -251,6 +325,29 @@ def appended_at_step(step):
     return check
 
 
+def run_files_unchanged(env, stdout):
+    assert files_of(env.tmp / "saved_models" / "tiny") == env.before
+
+
+def run_unchanged(env, stdout):
+    run_files_unchanged(env, stdout)
+    assert not (env.tmp / "images").exists()
+
+
+def resumed_to_step(step):
+    def check(env, stdout):
+        run = env.tmp / "saved_models" / "tiny"
+        assert [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()] == \
+            list(range(1, step + 1))
+        import run_folder
+        assert run_folder.read_checkpoint(run)[0]["step"] == step
+    return check
+
+
+def only_the_live_temporary_left(env, stdout):
+    assert [path.name for path in (env.tmp / "saved_models" / "tiny").glob(".*.tmp*")] == [".checkpoint.tmp1.npz"]
+
+
 def not_cached(env, stdout):
     assert "computed; not cached" in stdout
 
@@ -297,9 +394,9 @@ CASES = [
     Case("evaluate: a CSV with one emotion names the file",
          lambda env: evaluate_command(env, env.generator, data=one_emotion_csv(env)),
          2, r"happy_only\.csv: PublicTest: need at least 2 emotions", keras=True),
-    Case("ccyclegan_t2: a CSV with one emotion names the file (sample grids need all seven)",
-         lambda env: ["ccyclegan_t2.py", "--data", one_emotion_csv(env), "--output_dir", env.tmp, "--base_filters", 4,
-                      "--batch_size", 16, "--max_steps", 1],
+    Case("ccyclegan_t2: a CSV with one emotion names the file (sample grids need all seven); no config.json",
+         lambda env: ["ccyclegan_t2.py", "--data", one_emotion_csv(env), "--output_dir", env.out, *TINY_T2,
+                      "--max_steps", 1],
          2, r"happy_only\.csv: PublicTest: no Angry face to show in sample grids", keras=True),
     Case("translate: a folder without photos translates nothing and says so",
          lambda env: translate_command(env, photo=empty_folder(env)), 2, r"empty_photos: no photo translated \(0 skipped\)"),
@@ -359,6 +456,78 @@ CASES = [
     Case("compare_runs: a bare NaN (older files) reads as n/a",
          lambda env: compare_command(env, compared_run(env, [json.dumps(evaluation_record(fid=float("nan")))])),
          0, r"\| n/a \| 0\.2500 \|", table_written),
+    # A refused --resume leaves the run as it was (issue 11, item 2)
+    Case("ccyclegan_t1: --resume of a T2 run names both experiments; the run is left as it was",
+         lambda env: resume_command(env, script="ccyclegan_t1.py"),
+         2, r"config\.json: a run of 'ccyclegan_t2', not of 'ccyclegan_t1'", run_unchanged, keras=True),
+    Case("ccyclegan_t2: --resume with --data of another epoch length; the run is left as it was",
+         lambda env: resume_command(env, lambda run: None, "--data",
+                                    synthetic_faces.write_synthetic_csv(env.tmp / "small.csv", 8, 4)),
+         2, r"checkpoint\.npz: saved with 28 steps per epoch, the data now gives 3", run_unchanged, keras=True),
+    # A start stopped before its first checkpoint does not block the next (item 3)
+    Case("ccyclegan_t2: a run folder without a checkpoint is started afresh, with a note",
+         lambda env: tiny_run(env, without_checkpoint) and train_command(env, "--data", env.csv, *TINY_T2,
+                                                                         "--max_steps", 1),
+         0, r"^note: .*tiny holds no checkpoint .*starting afresh in it", resumed_to_step(1), keras=True),
+    Case("ccyclegan_t2: --resume without a checkpoint says to start afresh; the run is left as it was",
+         lambda env: resume_command(env, without_checkpoint),
+         2, r"checkpoint\.npz: no checkpoint to resume from; .*start it afresh \(the same command without --resume\)",
+         run_unchanged, keras=True),
+    # Damaged run folders on --resume (item 5)
+    Case("ccyclegan_t2: --resume drops a torn last train_log.jsonl line (a full disk) and goes on",
+         lambda env: resume_command(env, torn_log_line, "--max_steps", 3),
+         0, r"^resumed .*tiny at step 2", resumed_to_step(3), keras=True),
+    Case("ccyclegan_t2: --resume from a truncated checkpoint",
+         lambda env: resume_command(env, cut_in_half("checkpoint.npz")),
+         2, r"checkpoint\.npz: not a readable checkpoint", run_unchanged, keras=True),
+    Case("ccyclegan_t2: --resume from a checkpoint holding a pickled array",
+         lambda env: resume_command(env, pickled_array),
+         2, r"checkpoint\.npz: not a readable checkpoint \(Object arrays cannot be loaded", run_unchanged, keras=True),
+    Case("ccyclegan_t2: --resume without config.json",
+         lambda env: resume_command(env, lambda run: (run / "config.json").unlink()),
+         2, r"config\.json: not a run folder \(no config\.json\)", run_unchanged, keras=True),
+    Case("ccyclegan_t2: --resume with a config.json that is not JSON",
+         lambda env: resume_command(env, lambda run: (run / "config.json").write_text('{"batch_size": 16,')),
+         2, r"config\.json: not valid JSON", run_unchanged, keras=True),
+    Case("ccyclegan_t2: --resume with a config.json value of the wrong type",
+         lambda env: resume_command(env, config_with(batch_size="16")),
+         2, r"config\.json: not a config of this experiment \(--batch_size must be of type int, got '16'\)",
+         run_unchanged, keras=True),
+    # Stale temporaries of killed processes are removed at start (item 12)
+    Case("ccyclegan_t2: a dead process's checkpoint temporary is removed at start, a live one's kept",
+         lambda env: resume_command(env, stale_temporaries, "--max_steps", 3),
+         0, r"^resumed .*tiny at step 2", only_the_live_temporary_left, keras=True),
+    # Places that cannot be written: one line, exit 2, the run kept (item 6)
+    Case("ccyclegan_t2: --output_dir a file",
+         lambda env: ["ccyclegan_t2.py", "--output_dir", unwritable(env, "outputs"), "--data", env.csv, *TINY_T2,
+                      "--max_steps", 1],
+         2, r"outputs/images/t2: cannot write \(Not a directory\)", keras=True),
+    Case("ccyclegan_t2: --resume where the images folder is a file; the run is left as it was",
+         images_folder_is_a_file, 2, r"images/tiny: cannot write \(File exists\)", run_files_unchanged, keras=True),
+    # Hyperparameters and run names out of range: one line before Keras loads (items 10, 11)
+    Case("ccyclegan_t2: --adam_lr -1", lambda env: train_command(env, "--adam_lr", -1),
+         2, r"--adam_lr must be more than 0, got -1\.0"),
+    Case("ccyclegan_t2: --adam_beta_1 1.5", lambda env: train_command(env, "--adam_beta_1", 1.5),
+         2, r"--adam_beta_1 must be less than 1, got 1\.5"),
+    Case("ccyclegan_t1: --adam_beta_2 nan", lambda env: train_command(env, "--adam_beta_2", "nan", script="ccyclegan_t1.py"),
+         2, r"--adam_beta_2 must be a finite number, got nan"),
+    Case("ccyclegan_t2: --seed -1", lambda env: train_command(env, "--seed", -1),
+         2, r"--seed must be 0 or more, got -1"),
+    Case("ccyclegan_t2: --seed 2**64", lambda env: train_command(env, "--seed", 2**64),
+         2, r"--seed must be less than 4294967296, got 18446744073709551616"),
+    Case("ccyclegan_t2: --seed 1e20", lambda env: train_command(env, "--seed", "1e20"),
+         2, r"argument --seed: invalid int value: '1e20'"),
+    Case("ccyclegan_t2: --rec_loss_w -1", lambda env: train_command(env, "--rec_loss_w", -1),
+         2, r"--rec_loss_w must be 0 or more, got -1\.0"),
+    Case("sweep: --max_trials 0", lambda env: ["sweep.py", "ccyclegan_t2", "--directory", env.out / "sweep",
+                                                "--max_trials", 0],
+         2, r"--max_trials must be at least 1, got 0"),
+    Case("ccyclegan_t2: --run_name ../../escape",
+         lambda env: ["ccyclegan_t2.py", "--output_dir", env.out, "--run_name", "../../escape"],
+         2, r"--run_name '\.\./\.\./escape': give a plain folder name"),
+    Case("ccyclegan_t2: --run_name an absolute path",
+         lambda env: ["ccyclegan_t2.py", "--output_dir", env.out, "--run_name", env.tmp / "elsewhere"],
+         2, r"--run_name '/.*elsewhere': give a plain folder name"),
 ]
 
 
@@ -389,7 +558,7 @@ def run_case(case: Case, env: Env, monkeypatch, capsys) -> tuple[int, str, str]:
     monkeypatch.chdir(env.tmp)
     capsys.readouterr()
     try:
-        rc = importlib.import_module(pathlib.Path(script).stem).main(args)
+        rc = importlib.import_module(pathlib.Path(script).stem).main(args) or 0  # None: exit status 0
     except SystemExit as exit_:
         rc = exit_.code
     out, err = capsys.readouterr()

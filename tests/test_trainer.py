@@ -161,7 +161,7 @@ def test_bad_command_line_input_is_one_error_line_and_exit_status_2(tiny_csv, tm
         ("--data", tiny_csv, "--no_such_flag"): "unrecognized arguments: --no_such_flag",
         ("--data", tiny_csv, "--eval_every", 1): "--eval_every needs --classifier",
         ("--data", tiny_csv, "--d_g_ratio", 0): "--d_g_ratio must be at least 1",
-        ("--data", tiny_csv, "--ema_decay", 1): "--ema_decay must be in [0, 1)",
+        ("--data", tiny_csv, "--ema_decay", 1): "--ema_decay must be less than 1",
         ("--data", tiny_csv, "--eval_every", 1, "--classifier", tmp_path / "c.keras"): "classifier file not found",
     }
     for args, message in cases.items():
