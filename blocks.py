@@ -25,8 +25,8 @@ def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpos
         x = Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding,
                             output_padding=output_padding, use_bias=not norm, name=name)(x)
     else:
-        x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                          use_bias=not norm, name=name)(x)
+        x = Conv2D(filters, kernel_size, strides=strides, padding=padding,
+                   use_bias=not norm, name=name)(x)
     if norm:
         x = layers.GroupNormalization(groups=-1)(x)
     if activation == "leaky_relu":
@@ -71,6 +71,30 @@ class LabelMap(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="ccyclegan")
+class Conv2D(layers.Conv2D):
+    """keras.layers.Conv2D (same weights, config and function); on an input the size of its kernel
+    with "valid" padding (T2's G_enc and D go 4x4 -> 1x1), one matmul of the flattened input with
+    the flattened kernel, which is what that convolution computes. TensorFlow's convolution kernels
+    run this shape at 7 % of the matmul peak (bench/bench_train.py's per-layer profile)."""
+
+    def call(self, inputs):
+        if not self._is_dense(inputs):
+            return super().call(inputs)
+        kh, kw, channels, out = self.kernel.shape
+        outputs = ops.matmul(ops.reshape(inputs, (-1, kh * kw * channels)),
+                             ops.reshape(self.kernel, (kh * kw * channels, out)))
+        if self.use_bias:
+            outputs = outputs + self.bias
+        outputs = ops.reshape(outputs, (-1, 1, 1, out))
+        return outputs if self.activation is None else self.activation(outputs)
+
+    def _is_dense(self, inputs):
+        return (self.data_format == "channels_last" and self.padding == "valid" and self.groups == 1
+                and tuple(inputs.shape[1:3]) == tuple(self.kernel_size)
+                and tuple(self.dilation_rate) == (1, 1))
 
 
 @keras.saving.register_keras_serializable(package="ccyclegan")

@@ -1,6 +1,7 @@
-"""blocks.Conv2DTranspose computes keras.layers.Conv2DTranspose's function, gradients included, on
-every backend (each in a subprocess), with the same weights: its faster formulations (a dense
-layer on 1x1 maps; on JAX, a backward pass through the strided convolution) change only rounding.
+"""blocks.Conv2D and blocks.Conv2DTranspose compute their Keras layers' functions, gradients
+included, on every backend (each in a subprocess), with the same weights: their faster formulations
+(a matmul on a kernel-sized input or a 1x1 map; on JAX, a transposed convolution's backward pass
+through the strided convolution) change only rounding.
 """
 import json
 import os
@@ -13,10 +14,14 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# T2's decoder layers (input shape, filters, output_padding, use_bias): the 1x1 bottleneck layer
-# (the dense formulation), with and without bias, and the strided ones.
-CASES = [((1, 1, 12), 6, None, False), ((1, 1, 12), 6, None, True), ((4, 4, 8), 4, None, False),
-         ((10, 10, 6), 3, 1, False), ((23, 23, 4), 1, None, True)]
+# (layer, input shape, filters, extra arguments): T2's decoder layers -- the 1x1 bottleneck layer
+# (the matmul formulation), with and without bias, and the strided ones -- and its encoder's convs:
+# 4x4 -> 1x1 (the matmul formulation), with and without bias, and a strided one.
+CASES = [("Conv2DTranspose", (1, 1, 12), 6, {}), ("Conv2DTranspose", (1, 1, 12), 6, {"use_bias": True}),
+         ("Conv2DTranspose", (4, 4, 8), 4, {}), ("Conv2DTranspose", (10, 10, 6), 3, {"output_padding": 1}),
+         ("Conv2DTranspose", (23, 23, 4), 1, {"use_bias": True}),
+         ("Conv2D", (4, 4, 8), 6, {}), ("Conv2D", (4, 4, 8), 6, {"use_bias": True}),
+         ("Conv2D", (10, 10, 6), 3, {})]
 
 DRIVER = textwrap.dedent("""
     import json, sys
@@ -50,11 +55,10 @@ DRIVER = textwrap.dedent("""
         return [keras.ops.convert_to_numpy(t) for t in (y, *grads)]
 
     errors = []
-    for shape, filters, output_padding, use_bias in json.loads(sys.argv[1]):
-        kwargs = dict(filters=filters, kernel_size=4, strides=2, padding="valid",
-                      output_padding=output_padding, use_bias=use_bias,
-                      bias_initializer="random_normal")
-        reference, layer = keras.layers.Conv2DTranspose(**kwargs), ours.Conv2DTranspose(**kwargs)
+    for name, shape, filters, extra in json.loads(sys.argv[1]):
+        kwargs = {"filters": filters, "kernel_size": 4, "strides": 2, "padding": "valid",
+                  "use_bias": False, "bias_initializer": "random_normal", **extra}
+        reference, layer = getattr(keras.layers, name)(**kwargs), getattr(ours, name)(**kwargs)
         rng = np.random.default_rng(0)
         x = rng.normal(size=(5, *shape)).astype("float32")
         reference.build(x.shape), layer.build(x.shape)
@@ -68,7 +72,7 @@ DRIVER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-def test_conv2d_transpose_matches_keras_outputs_and_gradients(backend):
+def test_convolutions_match_keras_outputs_and_gradients(backend):
     pytest.importorskip(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(CASES)], cwd=REPO, env=env,
