@@ -123,7 +123,7 @@ def train_classifier(train_images, train_labels, val_images=None, val_labels=Non
             callbacks.append(keras.callbacks.ModelCheckpoint(
                 str(checkpoint_dir / "epoch{epoch:03d}-val{val_accuracy:.4f}.weights.h5"),
                 monitor="val_accuracy", mode="max", save_best_only=True, save_weights_only=True,
-                initial_value_threshold=_best_saved(checkpoint_dir)))
+                initial_value_threshold=_best_epoch(checkpoint_dir)[1]))
     if max_minutes is not None:
         deadline = time.time() + 60.0 * max_minutes
 
@@ -137,22 +137,20 @@ def train_classifier(train_images, train_labels, val_images=None, val_labels=Non
                         validation_data=validation, epochs=epochs, batch_size=batch_size,
                         class_weight=class_weights(np.asarray(train_labels), class_weight_power),
                         shuffle=True, callbacks=callbacks, verbose=verbose)
-    if validation is not None and checkpoint_dir is not None and _best_saved(checkpoint_dir) is not None:
-        model.load_weights(_best_file(checkpoint_dir))
+    best_file, _ = _best_epoch(checkpoint_dir) if checkpoint_dir is not None else (None, None)
+    if validation is not None and best_file is not None:
+        model.load_weights(best_file)
         if verbose:
-            print(f"best validation epoch: {_best_file(checkpoint_dir).name}")
+            print(f"best validation epoch: {best_file.name}")
     return model, history
 
 
-def _best_file(checkpoint_dir):
-    files = pathlib.Path(checkpoint_dir).glob("epoch*-val*.weights.h5")
-    return max(files, key=lambda p: float(p.name.split("-val")[1].removesuffix(".weights.h5")), default=None)
-
-
-def _best_saved(checkpoint_dir):
-    """Validation accuracy of the best epoch saved so far (None before the first), for resuming."""
-    best = _best_file(checkpoint_dir)
-    return None if best is None else float(best.name.split("-val")[1].removesuffix(".weights.h5"))
+def _best_epoch(checkpoint_dir):
+    """(file, validation accuracy) of the best epoch saved so far; (None, None) before the first."""
+    saved = {path: float(path.name.split("-val")[1].removesuffix(".weights.h5"))
+             for path in pathlib.Path(checkpoint_dir).glob("epoch*-val*.weights.h5")}
+    best = max(saved, key=saved.get, default=None)
+    return best, saved.get(best)
 
 
 def _one_hot(labels):

@@ -24,7 +24,7 @@ import translate  # noqa: E402  (Keras loads with the generator, through run_fol
 from data_loader import EMOTIONS  # noqa: E402
 
 EXAMPLE_PHOTO = pathlib.Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-EXAMPLE_FACE = translate.centre_face(translate.read_photo(EXAMPLE_PHOTO))
+EXAMPLE_FACE = translate.find_faces(translate.read_photo(EXAMPLE_PHOTO), no_detect=True)[1][0]
 SHOWN_SIDE = 192  # the 48x48 faces are enlarged for the page (nearest: the pixels the generator sees)
 
 
@@ -42,7 +42,7 @@ def build_app(generator_dir):
         if image is None:
             raise gr.Error("Upload a photo or take one with the webcam first.")
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-        faces = [translate.centre_face(grey)] if already_cropped else translate.crop_faces(grey)
+        _, faces = translate.find_faces(grey, no_detect=already_cropped)
         if not faces:
             raise gr.Error("No face found: the detector needs a frontal, upright face (or tick "
                            "'already a cropped face').")

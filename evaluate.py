@@ -147,6 +147,12 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def stamped(results, start, **where):
+    """An evaluation's results as a metrics.jsonl record: when, of what (step, epoch, checkpoint,
+    data: `where`), and how long since `start` (time.time())."""
+    return {"time": now(), **where, **results, "seconds": round(time.time() - start, 1)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a training run's folder (saved_models/<run>)")
@@ -179,8 +185,7 @@ def main(argv=None) -> int:
     if args.step is not None and args.step != step:
         step, epoch = args.step, None
     generator = ", ".join(str(path) for path in run_folder.generator_files(run_dir))
-    record = {"time": now(), "step": step, "epoch": epoch, "checkpoint": generator, "data": data.source,
-              **record, "seconds": round(time.time() - start, 1)}
+    record = stamped(record, start, step=step, epoch=epoch, checkpoint=generator, data=data.source)
     print(format_report(record))
     if step is None:
         print(f"not recorded: {run_dir} has no {run_folder.CHECKPOINT} to say which training step these weights "

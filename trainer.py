@@ -377,9 +377,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         if step is None and getattr(self.model, "optimizer", None) is not None:
             step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
         checkpoint = self.run_dir / run_folder.CHECKPOINT
-        record = {"time": evaluate.now(), "step": step, "epoch": epoch + 1,
-                  "checkpoint": str(checkpoint) if checkpoint.exists() else None, **record,
-                  "seconds": round(time.time() - start, 1)}
+        record = evaluate.stamped(record, start, step=step, epoch=epoch + 1,
+                                  checkpoint=str(checkpoint) if checkpoint.exists() else None)
         run_folder.append_metrics(self.run_dir, record)
         if logs is not None:  # no "fid" when every class is too small for it (see evaluate.py)
             means = {"fid": record["mean"]["fid"], "kid": record["mean"]["kid"],

@@ -127,14 +127,6 @@ def crop_face(grey, box, margin=FER_MARGIN):
     return cv2.resize(crop, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
 
 
-def crop_faces(image, all_faces=False, margin=FER_MARGIN):
-    """FER2013-framed 48x48 uint8 crops of the faces in a BGR or grey image: the largest face, or
-    all of them (largest first) with `all_faces`; [] when no face is found."""
-    grey = _grey(image)
-    boxes = detect_faces(grey)
-    return [crop_face(grey, box, margin) for box in (boxes if all_faces else boxes[:1])]
-
-
 def centre_box(grey):
     """The centred square of an image that already is a face crop, as a box (x, y, w, h)."""
     height, width = grey.shape
@@ -142,10 +134,16 @@ def centre_box(grey):
     return (width - side) // 2, (height - side) // 2, side, side
 
 
-def centre_face(image):
-    """An already-cropped face: its centred square, 48x48 uint8 (no detection)."""
+def find_faces(image, all_faces=False, no_detect=False):
+    """The squares (left, top, side) and FER2013-framed 48x48 uint8 crops of the faces in a BGR or
+    grey image: the largest face, or all of them (largest first) with `all_faces`; with `no_detect`
+    the image already is a face crop and its centred square is the face. ([], []) when none is found."""
     grey = _grey(image)
-    return crop_face(grey, centre_box(grey), margin=1.0)
+    if no_detect:
+        boxes, margin = [centre_box(grey)], 1.0
+    else:
+        boxes, margin = detect_faces(grey)[:None if all_faces else 1], FER_MARGIN
+    return [face_square(box, margin) for box in boxes], [crop_face(grey, box, margin) for box in boxes]
 
 
 def paste_back(photo, face, translated, square):
@@ -237,15 +235,11 @@ def photo_paths(names):
 
 def read_faces(path, all_faces=False, no_detect=False):
     """The squares (left, top, side) and 48x48 crops of a photo's faces; TranslateError if none."""
-    grey = read_photo(path)
-    if no_detect:
-        boxes, margin = [centre_box(grey)], 1.0
-    else:
-        boxes, margin = detect_faces(grey)[:None if all_faces else 1], FER_MARGIN
-    if not boxes:
+    squares, faces = find_faces(read_photo(path), all_faces, no_detect)
+    if not faces:
         raise TranslateError(f"{path}: no face found (the detector needs a frontal, upright "
                              "face; for an already-cropped face pass --no_detect)")
-    return [face_square(box, margin) for box in boxes], [crop_face(grey, box, margin) for box in boxes]
+    return squares, faces
 
 
 def write_results(path, grid, name, squares, faces, translations, args, per_emotion=None):

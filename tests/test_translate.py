@@ -82,7 +82,7 @@ def test_cli_finds_the_face_in_a_colour_photo(tiny_generator, tmp_path):
     assert f"1 face -> {out}" in result.stdout
     assert Image.open(out).format == "PNG" and len(list(per_emotion.glob("face1_*.png"))) == 8
     crop = np.asarray(Image.open(per_emotion / "face1_input.png"))
-    assert np.array_equal(crop, translate.crop_faces(translate.read_photo(PORTRAIT))[0])
+    assert np.array_equal(crop, translate.find_faces(translate.read_photo(PORTRAIT))[1][0])
 
 
 def test_all_faces_gives_every_face_largest_first(tiny_generator, tmp_path, capsys):
@@ -93,7 +93,7 @@ def test_all_faces_gives_every_face_largest_first(tiny_generator, tmp_path, caps
     group[:small.shape[0], :small.shape[1]] = small  # the smaller face on the left
     boxes = translate.detect_faces(group)
     assert len(boxes) == 2 and boxes[0][2] > boxes[1][2] and boxes[0][0] > boxes[1][0]
-    assert len(translate.crop_faces(group)) == 1
+    assert len(translate.find_faces(group)[1]) == 1
 
     Image.fromarray(group).save(tmp_path / "group.png")
     assert translate.main([str(tmp_path / "group.png"), "--all_faces", "--generator", str(tiny_generator),
@@ -120,13 +120,13 @@ def test_crop_face_takes_the_margin_square_and_repeats_edges_outside_the_photo()
 def test_colour_and_grey_arrays_give_the_same_crop():
     bgr = cv2.imread(str(PORTRAIT))
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-    assert np.array_equal(translate.crop_faces(bgr)[0], translate.crop_faces(grey)[0])
-    assert translate.crop_faces(np.full((300, 300), 128, np.uint8)) == []
+    assert np.array_equal(translate.find_faces(bgr)[1][0], translate.find_faces(grey)[1][0])
+    assert translate.find_faces(np.full((300, 300), 128, np.uint8)) == ([], [])
 
 
 def test_the_photos_face_fills_the_48px_frame_like_fer2013():
     # Re-detect the face in our own 48x48 crop: its box should be about the whole frame, centred.
-    crop = translate.crop_faces(translate.read_photo(PORTRAIT))[0]
+    crop = translate.find_faces(translate.read_photo(PORTRAIT))[1][0]
     boxes = translate.detect_faces(enlarged_on_canvas(crop, 4))
     assert len(boxes) == 1
     x, y, side, _ = (np.array(boxes[0]) - [96, 96, 0, 0]) / 4  # in the crop's 48-px units
