@@ -153,10 +153,7 @@ def generator_loss(nets, batch, generated, config):
 # ## Main
 
 def main(argv=None):
-    experiment = sys.modules[__name__]
-    config, given = train_config.parse_or_exit(experiment, argv)
-    import trainer  # Keras loads here, once the flags are known to be good
-    trainer.main(experiment, config, given)
+    train_config.train_from_command_line(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

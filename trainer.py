@@ -485,7 +485,7 @@ def _duration(seconds):
 # ---------------------------------------------------------------------------------------------
 
 def main(experiment, config, given):
-    """The experiment scripts' entry point once their flags are read (train_config.parse_or_exit):
+    """The experiment scripts' entry point once their flags are read (train_config.train_from_command_line):
     prepare and train. Exit 2 on bad input or a place that cannot be written, 1 on NaN/Inf."""
     try:
         train(prepare(experiment, config, given))
