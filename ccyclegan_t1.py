@@ -110,7 +110,7 @@ def reconstruct(nets, images, labels):
     return translate(nets, translate(nets, images, detour), labels)
 
 
-def generate(nets, batch):
+def generate(nets, batch, config):
     """1. translate to the target and to the own label (identity) in one call; 2. cycle back."""
     n = ops.shape(batch.images)[0]
     out = translate(nets, ops.concatenate([batch.images, batch.images], axis=0),
