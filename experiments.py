@@ -14,7 +14,7 @@ from typing import Protocol
 from repo import REPO_ROOT
 from train_config import ConfigError, TrainConfig
 
-EXPERIMENTS = ("ccyclegan_t1", "ccyclegan_t2")
+EXPERIMENTS = ("ccyclegan_t1", "ccyclegan_t2", "ccyclegan_t3")
 DISCRIMINATOR = "d"  # build_networks' key of D; every other network is a part of G
 
 

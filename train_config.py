@@ -34,7 +34,7 @@ def arg(default, help, *, resumable=False, minimum=None, above=None, below=None,
 class TrainConfig:
     data: str = arg("", "FER2013 CSV (.csv/.csv.gz), image folder or the loader's .npz (data_loader.py "
                         "--export); default datasets/fer2013.csv", resumable=True)
-    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)",
+    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2, t3; t1_demo, ...)",
                         resumable=True)
     output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go", resumable=True)
     epochs: int = arg(200, "passes over the Training split", resumable=True, minimum=1)
