@@ -8,13 +8,21 @@ has a small adapter:
     value_and_grad(variables, fn) -> ((total, terms), grads wrt variables)
     constant(fn) -> fn()'s outputs, with nothing kept for a gradient (a forward pass no update needs)
     apply(optimizer, grads, variables)
+    value_and_input_grad(fn, inputs) -> ((value, aux), d sum(value) / d inputs) of fn(inputs)
 
-`fn`/`loss_fn` return (total, {term: value}); only `total` is differentiated. A gradient with respect
-to a step's *inputs* (an R1 penalty on D's real faces) would be one more method here, beside
-value_and_grad, on each adapter.
+`fn`/`loss_fn` return (total, {term: value}); only `total` is differentiated. `value_and_input_grad`
+serves inside a loss (an R1 penalty on D's real faces, ccyclegan_t3.py): the module-level function
+of that name calls the running backend's. Its gradient stays differentiable with respect to the
+variables `fn` reads, so a penalty on it trains them (second-order gradients); `inputs` are data,
+and no gradient flows back into whatever computed them.
 """
 import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
+
+
+def value_and_input_grad(fn, inputs):
+    """fn(inputs) -> (value, aux) run once; returns ((value, aux), gradient of sum(value) w.r.t. inputs)."""
+    return for_backend().value_and_input_grad(fn, inputs)
 
 
 def for_backend(scope=None, variables=None):
@@ -50,6 +58,16 @@ class Tensorflow:
         return fn()  # no tape is recording
 
     @staticmethod
+    def value_and_input_grad(fn, inputs):
+        import tensorflow as tf
+        inputs = tf.convert_to_tensor(inputs)
+        # A tape of its own; the caller's tape, if one is recording, records this gradient too.
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            value, aux = fn(inputs)
+        return (value, aux), tape.gradient(value, inputs)
+
+    @staticmethod
     def _dense(grads):
         # Sparse (IndexedSlices) gradients make TF's Adam drift from the other backends.
         import tensorflow as tf
@@ -73,6 +91,15 @@ class Torch:
         import torch
         with torch.no_grad():
             return fn()
+
+    @staticmethod
+    def value_and_input_grad(fn, inputs):
+        import torch
+        inputs = torch.as_tensor(inputs).detach().requires_grad_(True)
+        value, aux = fn(inputs)
+        # create_graph: the gradient joins the graph, so the loss's backward() differentiates it again
+        (grad,) = torch.autograd.grad(value.sum(), inputs, create_graph=True)
+        return (value, aux), grad
 
     @staticmethod
     def _backward(variables, fn):
@@ -123,6 +150,18 @@ class Jax:
 
     def constant(self, fn):
         return self._run_with([], [], fn)  # no vjp: nothing is kept
+
+    @staticmethod
+    def value_and_input_grad(fn, inputs):
+        import jax
+
+        def summed(x):
+            value, aux = fn(x)
+            return jax.numpy.sum(value), (value, aux)
+        # Traced inside the caller's loss: fn reads the variables of the StatelessScope around it, and
+        # the caller's jax.value_and_grad differentiates through this one.
+        (_, outputs), grad = jax.value_and_grad(summed, has_aux=True)(inputs)
+        return outputs, grad
 
     @staticmethod
     def apply(optimizer, grads, variables):

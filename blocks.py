@@ -1,4 +1,4 @@
-"""Building blocks shared by the experiment scripts (ccyclegan_t1.py, ccyclegan_t2.py).
+"""Building blocks shared by the experiment scripts (ccyclegan_t1.py, ccyclegan_t2.py, ccyclegan_t3.py).
 
 Only what two experiments would otherwise copy lives here: the instance-norm conv block and the
 label helpers. The layers are registered with Keras, so saved generators reload anywhere this
@@ -17,9 +17,9 @@ def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpos
                norm=True, activation="leaky_relu", output_padding=None, name=None):
     """(Transposed) conv -> instance norm -> activation.
 
-    `GroupNormalization(groups=-1)` is instance norm (one group per channel). On a 1x1 map it
-    would output only its beta, so pass `norm=False` there. A normalised conv has no bias: the
-    norm subtracts it again, so its gradient is only rounding noise (which Adam would amplify).
+    Instance norm on a 1x1 map would output only its beta, so pass `norm=False` there. A normalised
+    conv has no bias: the norm subtracts it again, so its gradient is only rounding noise (which Adam
+    would amplify).
     """
     if transpose:
         x = Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding,
@@ -28,10 +28,31 @@ def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpos
         x = Conv2D(filters, kernel_size, strides=strides, padding=padding,
                    use_bias=not norm, name=name)(x)
     if norm:
-        x = layers.GroupNormalization(groups=-1)(x)
+        x = InstanceNormalization()(x)
     if activation == "leaky_relu":
         return layers.LeakyReLU(0.2)(x)
     return layers.Activation(activation)(x)
+
+
+@keras.saving.register_keras_serializable(package="ccyclegan")
+class InstanceNormalization(layers.GroupNormalization):
+    """Keras' GroupNormalization(groups=-1) -- instance norm, one group per channel -- whose
+    variance is differentiable to every order.
+
+    TensorFlow's moments stop the gradient through the mean inside the variance: right for a
+    gradient, wrong for the gradient of a gradient, which an R1 penalty takes through D
+    (ccyclegan_t3.py): there D's weight gradients on TensorFlow came out a few percent off JAX's and
+    torch's. Computed here with `ops.var`, the same formula as Keras' layer otherwise.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "groups": -1})
+
+    def call(self, inputs):
+        axes = tuple(range(1, len(inputs.shape) - 1))  # all but the batch and the channels
+        mean = ops.mean(inputs, axis=axes, keepdims=True)
+        inv = ops.rsqrt(ops.var(inputs, axis=axes, keepdims=True) + self.epsilon) * self.gamma
+        return inputs * inv + (self.beta - mean * inv)
 
 
 @keras.saving.register_keras_serializable(package="ccyclegan")

@@ -110,7 +110,7 @@ def reconstruct(nets, images, labels):
     return translate(nets, translate(nets, images, detour), labels)
 
 
-def generate(nets, batch):
+def generate(nets, batch, config):
     """1. translate to the target and to the own label (identity) in one call; 2. cycle back."""
     n = ops.shape(batch.images)[0]
     out = translate(nets, ops.concatenate([batch.images, batch.images], axis=0),
@@ -151,10 +151,7 @@ def generator_loss(nets, batch, generated, config):
 # ## Main
 
 def main(argv=None):
-    experiment = sys.modules[__name__]
-    config, given = train_config.parse_or_exit(experiment, argv)
-    import trainer  # Keras loads here, once the flags are known to be good
-    trainer.main(experiment, config, given)
+    train_config.train_from_command_line(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -57,14 +57,31 @@ def build_generator(config):
     """G_enc: face -> 4 skip tensors; G_dec: skips + target label -> face."""
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
-    z1 = blocks.conv_block(face, f, padding="valid", norm=False)     # 23x23, keeps brightness (see above)
+    g_enc = keras.Model(face, encoder(face, f), name="g_enc")
+    skips, target = skip_inputs(g_enc), keras.Input((), dtype="int32", name="target_label")
+    features = decoder(skips, target, f)  # before the last layer is made: layers draw their seeds when made
+    image = blocks.Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(features)  # 48x48
+    g_dec = keras.Model([*skips, target], image, name="g_dec")
+    return g_enc, g_dec
+
+
+def encoder(x, f):
+    """48x48 input -> the 4 skip tensors: 23x23, 10x10, 4x4 and the 1x1 bottleneck."""
+    z1 = blocks.conv_block(x, f, padding="valid", norm=False)        # 23x23, keeps brightness (see above)
     z2 = blocks.conv_block(z1, 2 * f, padding="valid")               # 10x10
     z3 = blocks.conv_block(z2, 4 * f, padding="valid")               # 4x4
     z4 = blocks.conv_block(z3, 8 * f, padding="valid", norm=False)   # 1x1 bottleneck
-    g_enc = keras.Model(face, [z1, z2, z3, z4], name="g_enc")
+    return [z1, z2, z3, z4]
 
-    skips = [keras.Input(tuple(z.shape[1:]), name=f"z{i + 1}") for i, z in enumerate((z1, z2, z3, z4))]
-    target = keras.Input((), dtype="int32", name="target_label")
+
+def skip_inputs(g_enc):
+    """G_dec's inputs for G_enc's 4 outputs."""
+    return [keras.Input(tuple(z.shape[1:]), name=f"z{i + 1}") for i, z in enumerate(g_enc.outputs)]
+
+
+def decoder(skips, target, f):
+    """skips + target label -> the 23x23 maps (joined with the first skip) that the last layer turns
+    into a 48x48 face."""
     # The transform: mix the bottleneck code with the requested emotion.
     code = layers.Concatenate()([layers.Flatten()(skips[3]), blocks.OneHot()(target)])
     code = layers.LeakyReLU(0.2)(layers.Dense(8 * f + NUM_CLASSES)(code))
@@ -74,10 +91,7 @@ def build_generator(config):
                    activation="relu")                                              # 10x10
     u = blocks.conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
                    output_padding=1, activation="relu")                            # 23x23
-    u = blocks.Conv2DTranspose(1, 4, strides=2, padding="valid", activation="tanh")(
-        layers.Concatenate()([u, skips[0]]))                                       # 48x48
-    g_dec = keras.Model([*skips, target], u, name="g_dec")
-    return g_enc, g_dec
+    return layers.Concatenate()([u, skips[0]])
 
 
 def build_discriminator(config):
@@ -116,7 +130,7 @@ def fake_targets(batch):
     return ops.reshape(ops.transpose(batch.targets), (-1,))
 
 
-def generate(nets, batch):
+def generate(nets, batch, config):
     """1. encode once; 2. decode into the own label and the 6 others in one decoder call."""
     skips = nets["g_enc"](batch.images)
     labels = ops.concatenate([batch.labels, fake_targets(batch)], axis=0)
@@ -127,22 +141,17 @@ def generate(nets, batch):
 
 # ## Losses
 
-def bce(logits, is_real):
-    target = ops.ones_like(logits) if is_real else ops.zeros_like(logits)
-    return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))
-
-
 def discriminator_loss(nets, batch, generated, config):
     n = ops.shape(batch.images)[0]
     adv, cls = nets["d"](ops.concatenate([batch.images, generated["fakes"]], axis=0))
-    terms = {"adv": bce(adv[:n], True) + bce(adv[n:], False),
+    terms = {"adv": losses.bce(adv[:n], True) + losses.bce(adv[n:], False),
              "cls": losses.emotion_loss(cls[:n], batch.labels) + losses.emotion_loss(cls[n:])}
     return config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"], terms
 
 
 def generator_loss(nets, batch, generated, config):
     adv, cls = nets["d"](generated["fakes"])
-    terms = {"adv": bce(adv, True),
+    terms = {"adv": losses.bce(adv, True),
              "cls": losses.emotion_loss(cls, fake_targets(batch)),
              "rec": ops.mean(ops.abs(generated["rec"] - batch.images))}
     total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
@@ -153,10 +162,7 @@ def generator_loss(nets, batch, generated, config):
 # ## Main
 
 def main(argv=None):
-    experiment = sys.modules[__name__]
-    config, given = train_config.parse_or_exit(experiment, argv)
-    import trainer  # Keras loads here, once the flags are known to be good
-    trainer.main(experiment, config, given)
+    train_config.train_from_command_line(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

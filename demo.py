@@ -70,7 +70,7 @@ def build_app(generator_dir):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", default=str(translate.DEFAULT_GENERATOR),
-                        help="run folder of a trained T1/T2 generator (default: saved_models/pretrained)")
+                        help="run folder of a trained T1/T2/T3 generator (default: saved_models/pretrained)")
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from typing import Protocol
 from repo import REPO_ROOT
 from train_config import ConfigError, TrainConfig
 
-EXPERIMENTS = ("ccyclegan_t1", "ccyclegan_t2")
+EXPERIMENTS = ("ccyclegan_t1", "ccyclegan_t2", "ccyclegan_t3")
 DISCRIMINATOR = "d"  # build_networks' key of D; every other network is a part of G
 
 
@@ -33,7 +33,7 @@ class Experiment(Protocol):
     def draw_targets(self, labels, rng):
         """int32 target emotions for a batch of int labels, drawn on the host from `rng`."""
 
-    def generate(self, nets, batch):
+    def generate(self, nets, batch, config):
         """G's forward pass on a Batch(images, labels, targets): a dict of the tensors the losses need."""
 
     def discriminator_loss(self, nets, batch, generated, config):

@@ -100,7 +100,7 @@ def export(run_dir, fmt, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="run folder of a finished T1/T2 training (saved_models/<run>)")
+    parser.add_argument("run_dir", help="run folder of a finished T1/T2/T3 training (saved_models/<run>)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="onnx", help="default: onnx")
     parser.add_argument("--out", required=True,
                         help="the file to write (.onnx, .tflite) or, for savedmodel, the folder")

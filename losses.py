@@ -13,3 +13,9 @@ def emotion_loss(logits, labels=None):
     """
     targets = ops.zeros_like(logits) if labels is None else ops.one_hot(labels, NUM_CLASSES)
     return NUM_CLASSES * ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
+
+
+def bce(logits, is_real):
+    """The log-likelihood adversarial loss of real/fake logits (binary cross-entropy), averaged."""
+    target = ops.ones_like(logits) if is_real else ops.zeros_like(logits)
+    return ops.mean(ops.binary_crossentropy(target, logits, from_logits=True))

@@ -263,7 +263,7 @@ def load_translator(run_dir):
     in Keras' safe mode, so a `.keras` file holding Python code (a Lambda layer) is refused. Every
     failure is a RunFolderError of one line naming the file."""
     run_dir = pathlib.Path(run_dir)
-    how = "give the folder of a finished T1 or T2 training run, saved_models/<run>"
+    how = "give the folder of a finished T1, T2 or T3 training run, saved_models/<run>"
     if not config_path(run_dir).is_file():
         raise RunFolderError(f"{run_dir}: no trained generator here (no {CONFIG}); {how}")
     experiment = experiment_of(run_dir)

@@ -21,18 +21,20 @@ class ConfigError(ValueError):
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def arg(default, help, *, resumable=False, minimum=None, above=None, below=None):
+def arg(default, help, *, resumable=False, minimum=None, above=None, below=None, choices=None):
     """A Config field with its --help text; `resumable`: --resume may change it; `minimum`: the
-    smallest value it accepts; `above`, `below`: open bounds (the value must lie strictly between)."""
+    smallest value it accepts; `above`, `below`: open bounds (the value must lie strictly between);
+    `choices`: the only values it accepts."""
     return dataclasses.field(default=default, metadata={"help": help, "resumable": resumable,
-                                                        "minimum": minimum, "above": above, "below": below})
+                                                        "minimum": minimum, "above": above, "below": below,
+                                                        "choices": choices})
 
 
 @dataclasses.dataclass
 class TrainConfig:
     data: str = arg("", "FER2013 CSV (.csv/.csv.gz), image folder or the loader's .npz (data_loader.py "
                         "--export); default datasets/fer2013.csv", resumable=True)
-    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2; t1_demo, t2_demo)",
+    run_name: str = arg("", "run folder name; default: the experiment's id (t1, t2, t3; t1_demo, ...)",
                         resumable=True)
     output_dir: str = arg(".", "where saved_models/<run>/ and images/<run>/ go", resumable=True)
     epochs: int = arg(200, "passes over the Training split", resumable=True, minimum=1)
@@ -108,6 +110,8 @@ class TrainConfig:
                 raise ConfigError(f"--{field.name} must be more than {limits['above']}, got {value}")
             if limits.get("below") is not None and value >= limits["below"]:
                 raise ConfigError(f"--{field.name} must be less than {limits['below']}, got {value}")
+            if limits.get("choices") and value not in limits["choices"]:
+                raise ConfigError(f"--{field.name} must be one of {', '.join(limits['choices'])}, got {value!r}")
         if self.run_name and (not RUN_NAME.fullmatch(self.run_name) or self.run_name in (".", "..")):
             raise ConfigError(f"--run_name {self.run_name!r}: give a plain folder name (letters, digits, "
                               "'.', '_', '-'); it goes under saved_models/ and images/")
@@ -135,10 +139,12 @@ def parse_config(experiment, argv=None):
     for field in dataclasses.fields(config_cls):
         help_text = f"{field.metadata.get('help', '')} (default: {field.default!r})"
         if field.type is bool:
-            parser.add_argument(f"--{field.name}", action="store_true", help=help_text)
+            # A switch that is on by default also gets its --no-<name>.
+            parser.add_argument(f"--{field.name}", help=help_text,
+                                action=argparse.BooleanOptionalAction if field.default else "store_true")
         else:
             parser.add_argument(f"--{field.name}", type=field.type, help=help_text,
-                                metavar=field.name.upper())
+                                choices=field.metadata.get("choices"), metavar=field.name.upper())
     given = vars(parser.parse_args(argv))
     values = {**(config_cls.DEMO if given.get("demo") else {}), **given}
     config = config_cls(**values)
@@ -153,3 +159,11 @@ def parse_or_exit(experiment, argv=None):
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def train_from_command_line(experiment, argv=None):
+    """An experiment script's main: its flags (a bad one: one `error: ...` line, exit status 2), then
+    the trainer, which loads Keras only now that the flags are known to be good."""
+    config, given = parse_or_exit(experiment, argv)
+    import trainer
+    trainer.main(experiment, config, given)

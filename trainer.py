@@ -121,9 +121,9 @@ class GAN(keras.Model):
         exp, nets, config = self.experiment, self.nets, self.config
         # 1. translate the batch; the forward pass is kept for G's update in step 3 if there is one
         if updates_g:
-            generated, g_backward = autodiff.forward(self.g_variables, lambda: exp.generate(nets, batch))
+            generated, g_backward = autodiff.forward(self.g_variables, lambda: exp.generate(nets, batch, config))
         else:
-            generated = autodiff.constant(lambda: exp.generate(nets, batch))
+            generated = autodiff.constant(lambda: exp.generate(nets, batch, config))
         # 2. update D on real faces vs. the translations (held constant)
         constant = keras.tree.map_structure(ops.stop_gradient, generated)
         (_, d_terms), d_grads = autodiff.value_and_grad(
@@ -484,7 +484,7 @@ def _duration(seconds):
 # ---------------------------------------------------------------------------------------------
 
 def main(experiment, config, given):
-    """The experiment scripts' entry point once their flags are read (train_config.parse_or_exit):
+    """The experiment scripts' entry point once their flags are read (train_config.train_from_command_line):
     prepare and train. Exit 2 on bad input or a place that cannot be written, 1 on NaN/Inf."""
     try:
         train(prepare(experiment, config, given))

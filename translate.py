@@ -3,7 +3,7 @@
     python translate.py photo.jpg                                  # -> photo_emotions.png
     python translate.py group.jpg --all_faces --out group.png      # every face found, one row each
     python translate.py face.png --no_detect --per_emotion faces/  # already a cropped face
-    python translate.py photo.jpg --generator saved_models/t2      # any finished T1 or T2 run
+    python translate.py photo.jpg --generator saved_models/t2      # any finished T1, T2 or T3 run
     python translate.py photos/ more.jpg --out results/ --paste_back   # many photos, faces pasted back
 
 The photo (JPEG, PNG, ...; colour or grey; any size; EXIF rotation applied) is made grey, and
@@ -18,7 +18,7 @@ of -0.10 to +0.10 box sides; 1.02 with no shift reproduced the original 48x48 fr
 31 grey levels, vs 44 at 0.90 and 39 at 1.10). The detector's box is the FER frame: median box side
 47.0 px of 48, its centre within 0.002 of a side of the frame's.
 
-The generator (the run folder of a finished T1 or T2 training; default saved_models/pretrained)
+The generator (the run folder of a finished T1, T2 or T3 training; default saved_models/pretrained)
 turns every face into all seven emotions. The PNG grid has one row per face; its columns are the
 48x48 input crop, then Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral. `--paste_back` also
 writes the photo once per emotion with each translated face blended back in. Bad input (no such
@@ -170,7 +170,7 @@ def paste_back(photo, face, translated, square):
 
 
 def load_generator(run_dir):
-    """The trained generator of a T1/T2 run folder; TranslateError, one line, when it is missing or broken."""
+    """The trained generator of a T1/T2/T3 run folder; TranslateError, one line, when it is missing or broken."""
     try:  # loads Keras: only once the photo is known to hold a face
         return run_folder.load_translator(run_dir)
     except run_folder.RunFolderError as err:
@@ -311,7 +311,7 @@ def main(argv=None):
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("photos", nargs="+", help="JPEG/PNG photos (colour or grey, any size) or folders of them")
     parser.add_argument("--generator", default=str(DEFAULT_GENERATOR),
-                        help="run folder of a trained T1/T2 generator (default: saved_models/pretrained)")
+                        help="run folder of a trained T1/T2/T3 generator (default: saved_models/pretrained)")
     parser.add_argument("--out", help="one photo: the grid PNG (default: <photo name>_emotions.png here); "
                                       "several photos or a folder: the output folder (default: here)")
     parser.add_argument("--all_faces", action="store_true", help="every face found, not only the largest")

@@ -417,7 +417,7 @@ CASES = [
          2, r"config\.json: expected a JSON object"),
     Case("translate: config.json naming another module as the experiment is not imported",
          lambda env: translate_command(env, generator=run_with_config(env, '{"experiment": "os"}')),
-         2, r"config\.json: unknown experiment 'os'; known: ccyclegan_t1, ccyclegan_t2"),
+         2, r"config\.json: unknown experiment 'os'; known: ccyclegan_t1, ccyclegan_t2, ccyclegan_t3"),
     Case("translate: a generator file that is not a zip is refused",
          lambda env: translate_command(env, generator=run_with_file(env, "g_enc.keras", lambda p: p.write_text("x"))),
          2, r"g_enc\.keras: cannot load the generator", keras=True),

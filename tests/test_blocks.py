@@ -2,6 +2,7 @@
 included, on every backend (each in a subprocess), with the same weights: their faster formulations
 (a matmul on a kernel-sized input or a 1x1 map; on JAX, a transposed convolution's backward pass
 through the strided convolution) change only rounding.
+blocks.InstanceNormalization computes Keras' GroupNormalization(groups=-1).
 """
 import json
 import os
@@ -81,3 +82,21 @@ def test_convolutions_match_keras_outputs_and_gradients(backend):
     errors = json.loads(result.stdout.strip().splitlines()[-1])
     for case, case_errors in zip(CASES, errors):  # output, input gradient, weight gradients
         assert max(case_errors) < 1e-5, f"{case}: max relative errors {case_errors}"
+
+
+def test_instance_normalization_is_keras_group_normalization_with_one_group_per_channel():
+    """Its output is Keras' layer's (here on TensorFlow), and it reloads from its config; that its
+    gradients of gradients are right on every backend, tests/test_t3.py checks through R1."""
+    import keras
+    import numpy as np
+
+    import blocks
+    rng = np.random.default_rng(0)
+    x = (3 * rng.normal(size=(3, 10, 10, 6)) + 1).astype("float32")
+    reference, layer = keras.layers.GroupNormalization(groups=-1), blocks.InstanceNormalization()
+    reference.build(x.shape), layer.build(x.shape)
+    weights = [rng.normal(size=(6,)).astype("float32") for _ in range(2)]  # gamma, beta
+    reference.set_weights(weights), layer.set_weights(weights)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(reference(x)),
+                               atol=1e-6)
+    assert blocks.InstanceNormalization.from_config(layer.get_config()).groups == -1

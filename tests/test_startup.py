@@ -11,8 +11,8 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ENTRY_POINTS = ["ccyclegan_t1.py", "ccyclegan_t2.py", "evaluate.py", "fid.py", "sweep.py", "classifier.py",
-                "translate.py", "compare_runs.py"]
+ENTRY_POINTS = ["ccyclegan_t1.py", "ccyclegan_t2.py", "ccyclegan_t3.py", "evaluate.py", "fid.py", "sweep.py",
+                "classifier.py", "translate.py", "compare_runs.py"]
 # Runs a script as __main__ and reports, as its last line, its exit status and which heavy modules
 # it imported.
 WRAPPER = """

@@ -1,0 +1,233 @@
+"""T3 -- our method, beyond the paper: T2 with StarGAN's cycle and classifier, R1, and an attention mask.
+
+What changes against T2 (ccyclegan_t2.py) and why; each change is a flag, so that every ablation
+runs at the same budget:
+- The cycle goes through a translation (StarGAN, Choi et al. 2018, `--cycle translation`): every
+  translation G(x | t) is translated back to the face's own emotion and compared with x by L1.
+  T2's reconstruction G_dec(G_enc(x) | own label) never passes through a translation, so nothing
+  asks a translation to keep what is needed to undo it -- the face's identity. `--cycle own_label`
+  is T2's.
+- D's emotion head is a 7-way softmax trained on real faces only (StarGAN, `--emotion_head
+  softmax`); G is trained to make it read the target emotion on its translations. T2's head of
+  independent sigmoids also learns "no emotion" for translations, a second real/fake judgement
+  beside the adversarial head, so it learns what marks a fake rather than what marks an emotion.
+  T1 recorded the risk of a head trained on real faces only: imperceptible noise can fool it, and
+  the translation stays a copy of its input. Watch for it (expression accuracy by the separate
+  judge, not D's own head); `--emotion_head sigmoid` is T2's head.
+- R1 gradient penalty on real faces (Mescheder et al. 2018, `--r1_gamma`): D's loss adds
+  gamma/2 * E ||grad_x D_adv(x)||^2. Mescheder et al. show that GAN training without such a penalty
+  need not converge even locally, and that with it it does, with alternating 1:1 updates too. gamma 1 is StarGAN
+  v2's for face translation with this loss; StyleGAN2-ADA's heuristic (0.0002 * resolution^2 /
+  batch) would give 0.007 at 48x48 and batch 64, and Mescheder et al. used 10 on larger images:
+  untuned here, a value to sweep. The gradient with respect to D's input is taken inside D's loss
+  (autodiff.value_and_input_grad), so D's own gradient is of second order.
+- Attention (GANimation, Pumarola et al. 2018, `--attention`): G_dec ends in two heads, a colour
+  image C (tanh) and a mask A (sigmoid), and G's face is A * x + (1 - A) * C. Where A is 1 the input
+  passes untouched, so G redraws only what an expression moves (mouth, brows, eyes) and keeps the
+  rest of the face exactly instead of redrawing it through the 1x1 bottleneck. GANimation's
+  regulariser `--lambda_mask` adds the mean of A over every pass of G: the mask tends to saturate at
+  1, where G does nothing (the cycle and adversarial losses are then met; only the classification
+  loss objects), and the penalty keeps G changing the face. `--lambda_mask_tv` adds the total
+  variation of A (GANimation's smoothness term; off by default, untried here).
+- `--label_planes` (StarGAN) also gives G_enc the target emotion as 7 one-hot planes beside the
+  face. Off by default: the label already joins at the bottleneck through T2's transform, which we
+  keep, and without planes one encoding of a face serves all six targets.
+- `--d_g_ratio 1` (T2: 5): 5:1 is the schedule WGAN critics need (WGAN-GP, StarGAN); with R1, D
+  and G are updated alternately 1:1 (Mescheder et al., StarGAN v2), so every step also trains G.
+Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks, the BCE
+adversarial loss, all six other emotions per face per step, lambda_cl = lambda_cyc = 1, G's moving
+average (`--ema_decay 0.999`), 64 channels. With every default on, G's forward pass costs about
+twice T2's (each translation is encoded and decoded again) and R1 adds a second-order backward pass
+through D on the real faces.
+
+    python ccyclegan_t3.py --data datasets/fer2013.csv          # train (see --help)
+    python ccyclegan_t3.py --demo                              # minutes on CPU, synthetic faces
+    python ccyclegan_t3.py --cycle own_label --no-attention    # an ablation: flags switch each change
+"""
+import sys
+from dataclasses import dataclass
+
+import ccyclegan_t2 as t2
+import train_config
+from ccyclegan_t2 import build_discriminator, draw_targets, fake_targets  # noqa: F401  (T2's, unchanged)
+from data_loader import IMAGE_SIZE, NUM_CLASSES
+from lazy_import import lazy_import
+from train_config import arg
+
+# Keras and the modules that load it come when a network is built, so --help and flag errors answer
+# first (loading Keras takes seconds; see lazy_import.py).
+keras, layers, ops = lazy_import("keras"), lazy_import("keras.layers"), lazy_import("keras.ops")
+autodiff, blocks, losses = lazy_import("autodiff"), lazy_import("blocks"), lazy_import("losses")
+
+
+# ## Config
+
+@dataclass
+class Config(t2.Config):
+    d_g_ratio: int = arg(1, "update D on every step and G on every Nth (steps 0, N, 2N, ...)", minimum=1)
+    cycle: str = arg("translation", "translation: x -> G(x|t) -> back to the own emotion, L1 vs x (StarGAN); "
+                                    "own_label: G(x|own emotion) vs x (T2)", choices=("translation", "own_label"))
+    emotion_head: str = arg("softmax", "softmax: D's 7-way emotion head learns real faces only (StarGAN); "
+                                       "sigmoid: independent sigmoids, 'no emotion' for translations (T2)",
+                            choices=("softmax", "sigmoid"))
+    r1_gamma: float = arg(1.0, "D: R1 penalty gamma/2 * E|grad_x D_adv(x)|^2 on real faces (0: off)", minimum=0)
+    attention: bool = arg(True, "G's face = A * x + (1 - A) * colour, with a mask A (GANimation)")
+    lambda_mask: float = arg(0.1, "G: weight of the mean attention mask (keeps it from saturating at "
+                                  "'change nothing')", minimum=0)
+    lambda_mask_tv: float = arg(0.0, "G: weight of the attention mask's total variation", minimum=0)
+    label_planes: bool = arg(False, "G_enc also sees the target emotion as 7 one-hot planes (StarGAN)")
+
+
+# ## Networks
+
+def build_generator(config):
+    """T2's G_enc / G_dec. With --label_planes G_enc sees [face, target label]; with --attention
+    G_dec outputs [colour, mask] instead of the face (`decode` composes them)."""
+    f = config.base_filters
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    target = keras.Input((), dtype="int32", name="target_label")
+    if config.label_planes:
+        planes = layers.Concatenate()([face, blocks.LabelMap()(target, face)])
+        g_enc = keras.Model([face, target], t2.encoder(planes, f), name="g_enc")
+    else:
+        g_enc = keras.Model(face, t2.encoder(face, f), name="g_enc")
+    skips = t2.skip_inputs(g_enc)
+    features = t2.decoder(skips, target, f)
+
+    def to_48x48(activation, name):
+        return blocks.Conv2DTranspose(1, 4, strides=2, padding="valid", activation=activation,
+                                      name=name)(features)
+    if config.attention:
+        outputs = [to_48x48("tanh", "colour"), to_48x48("sigmoid", "mask")]
+    else:
+        outputs = to_48x48("tanh", None)
+    g_dec = keras.Model([*skips, target], outputs, name="g_dec")
+    return g_enc, g_dec
+
+
+def build_networks(config):
+    g_enc, g_dec = build_generator(config)
+    return {"g_enc": g_enc, "g_dec": g_dec, "d": build_discriminator(config)}
+
+
+def sees_label(nets):
+    """Whether G_enc takes the target label (--label_planes); the saved networks tell."""
+    return len(nets["g_enc"].inputs) == 2
+
+
+def encode(nets, faces, labels):
+    return nets["g_enc"]([faces, labels] if sees_label(nets) else faces)
+
+
+def attend(faces, colour, mask):
+    """GANimation's composition: the input face where the mask is 1, G's colour where it is 0."""
+    return mask * faces + (1.0 - mask) * colour
+
+
+def decode(nets, skips, faces, labels):
+    """G_dec's faces for `labels` and their attention masks (None without --attention)."""
+    if len(nets["g_dec"].outputs) == 1:
+        return nets["g_dec"]([*skips, labels]), None
+    colour, mask = nets["g_dec"]([*skips, labels])
+    return attend(faces, colour, mask), mask
+
+
+def translate_copies(nets, images, labels, copies):
+    """`images` repeated `copies` times, translated to `labels` ((copies * N,), copy-major): the
+    faces and masks. Without label planes each face is encoded once for all its copies."""
+    faces = ops.tile(images, (copies, 1, 1, 1))
+    if sees_label(nets):
+        skips = encode(nets, faces, labels)
+    else:
+        skips = [ops.tile(z, (copies, 1, 1, 1)) for z in encode(nets, images, labels)]
+    return decode(nets, skips, faces, labels)
+
+
+def translate(nets, images, target_labels):
+    return decode(nets, encode(nets, images, target_labels), images, target_labels)[0]
+
+
+def reconstruct(nets, images, labels):
+    """The cycle: to the next emotion and back to the own one."""
+    detour = (labels + 1) % NUM_CLASSES
+    return translate(nets, translate(nets, images, detour), labels)
+
+
+def generate(nets, batch, config):
+    """1. translate every face into its 6 other emotions; 2. reconstruct: every translation back to
+    the face's own emotion (StarGAN's cycle), or the face decoded with its own label (T2's)."""
+    others = NUM_CLASSES - 1
+    if config.cycle == "translation":
+        fakes, fake_masks = translate_copies(nets, batch.images, fake_targets(batch), others)
+        own = ops.tile(batch.labels, (others,))
+        rec, rec_masks = decode(nets, encode(nets, fakes, own), fakes, own)
+        generated = {"fakes": fakes, "rec": rec}
+        masks = [fake_masks, rec_masks]
+    else:
+        n = ops.shape(batch.images)[0]
+        out, out_masks = translate_copies(nets, batch.images,
+                                          ops.concatenate([batch.labels, fake_targets(batch)], axis=0), others + 1)
+        generated = {"fakes": out[n:], "rec": out[:n]}
+        masks = [out_masks]
+    if config.attention:
+        generated["masks"] = ops.concatenate(masks, axis=0)
+    return generated
+
+
+# ## Losses
+
+CYCLE_TERM = {"translation": "cyc", "own_label": "rec"}  # the names T1 and T2 log these terms under
+
+
+def emotion_loss(logits, labels, config):
+    """D's emotion head read against `labels`: 7-way softmax cross-entropy, or T2's sigmoids."""
+    if config.emotion_head == "softmax":
+        return ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    return losses.emotion_loss(logits, labels)
+
+
+def total_variation(masks):
+    return (ops.mean(ops.abs(masks[:, 1:] - masks[:, :-1]))
+            + ops.mean(ops.abs(masks[:, :, 1:] - masks[:, :, :-1])))
+
+
+def discriminator_loss(nets, batch, generated, config):
+    # 1. real faces; for R1 also the gradient of D's real/fake logit with respect to them
+    if config.r1_gamma:
+        (real_adv, real_cls), real_grad = autodiff.value_and_input_grad(nets["d"], batch.images)
+    else:
+        real_adv, real_cls = nets["d"](batch.images)
+    # 2. the translations
+    fake_adv, fake_cls = nets["d"](generated["fakes"])
+    terms = {"adv": losses.bce(real_adv, True) + losses.bce(fake_adv, False),
+             "cls": emotion_loss(real_cls, batch.labels, config)}
+    if config.emotion_head == "sigmoid":
+        terms["cls"] += losses.emotion_loss(fake_cls)  # T2: "no emotion" for translations
+    total = config.d_gan_loss_w * terms["adv"] + config.d_cl_loss_w * terms["cls"]
+    if config.r1_gamma:
+        terms["r1"] = ops.mean(ops.sum(ops.square(real_grad), axis=(1, 2, 3)))
+        total += config.r1_gamma / 2 * terms["r1"]
+    return total, terms
+
+
+def generator_loss(nets, batch, generated, config):
+    adv, cls = nets["d"](generated["fakes"])
+    copies = NUM_CLASSES - 1 if config.cycle == "translation" else 1  # reconstructions per face
+    cycle = ops.mean(ops.abs(generated["rec"] - ops.tile(batch.images, (copies, 1, 1, 1))))
+    terms = {"adv": losses.bce(adv, True), "cls": emotion_loss(cls, fake_targets(batch), config),
+             CYCLE_TERM[config.cycle]: cycle}
+    total = config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"] + config.rec_loss_w * cycle
+    if config.attention:
+        terms.update(mask=ops.mean(generated["masks"]), mask_tv=total_variation(generated["masks"]))
+        total += config.lambda_mask * terms["mask"] + config.lambda_mask_tv * terms["mask_tv"]
+    return total, terms
+
+
+# ## Main
+
+def main(argv=None):
+    train_config.train_from_command_line(sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    main()

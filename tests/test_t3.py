@@ -1,0 +1,114 @@
+"""T3 (ccyclegan_t3.py): R1's input gradient on every backend, the attention composition, resume, and
+the tools loading a T3 run folder.
+
+Networks are 4 channels wide and runs 2 steps long; JAX and torch run tests/input_gradient_case.py in
+subprocesses (the backend is fixed per process), the rest runs here on TensorFlow (see conftest).
+"""
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ccyclegan_t3
+import evaluate
+import export
+import input_gradient_case
+import run_folder
+import synthetic_faces
+import translate
+from test_trainer import TINY, arrays, log, run
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_r1_input_gradient_is_exact_and_second_order_on_every_backend(tmp_path):
+    """The hand-computable case on every backend (JAX and torch, when installed, in subprocesses);
+    T3's R1 D loss and its weight gradients from the same weights agree on TensorFlow and torch.
+    (Compiling that second-order D takes JAX half a minute on 2 cores; JAX's instance-norm variance is
+    exact, and its hand case runs compiled in a StatelessScope, as the trainer's step does.)"""
+    import keras
+    keras.utils.set_random_seed(0)
+    weights = tmp_path / "d.npz"
+    d = ccyclegan_t3.build_discriminator(ccyclegan_t3.Config(base_filters=4))
+    np.savez(weights, **{str(i): w for i, w in enumerate(d.get_weights())})
+    input_gradient_case.check_square_sum()
+    reference = input_gradient_case.t3_d_loss(weights)
+    assert reference["r1"] > 0
+    for backend, d_case in (("jax", []), ("torch", [weights, tmp_path / "torch.npz"])):
+        if importlib.util.find_spec(backend) is None:
+            continue
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, str(REPO / "tests" / "input_gradient_case.py"), *map(str, d_case)],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    if importlib.util.find_spec("torch"):
+        with np.load(tmp_path / "torch.npz") as torch_values:
+            for key, value in reference.items():
+                np.testing.assert_allclose(torch_values[key], value, rtol=1e-3, atol=1e-5, err_msg=key)
+
+
+def test_attention_keeps_the_input_where_the_mask_is_one():
+    from keras import ops
+    faces = np.random.default_rng(1).uniform(-1, 1, (2, 48, 48, 1)).astype(np.float32)
+    colour = np.full_like(faces, 0.25)
+    mask = np.zeros_like(faces)
+    mask[:, :24] = 1.0  # the upper half kept, the lower half G's colour
+    out = ops.convert_to_numpy(ccyclegan_t3.attend(faces, colour, mask))
+    np.testing.assert_array_equal(out[:, :24], faces[:, :24])
+    np.testing.assert_array_equal(out[:, 24:], colour[:, 24:])
+
+    # Through the generator: a mask head pinned to 1 (sigmoid(30) is 1.0 in float32) returns the input.
+    nets = ccyclegan_t3.build_networks(ccyclegan_t3.Config(base_filters=4))
+    mask_head = nets["g_dec"].get_layer("mask")
+    mask_head.set_weights([np.zeros(mask_head.kernel.shape), np.full(mask_head.bias.shape, 30.0)])
+    translated = ccyclegan_t3.translate(nets, ops.convert_to_tensor(faces), ops.convert_to_tensor([3, 5], "int32"))
+    np.testing.assert_array_equal(ops.convert_to_numpy(translated), faces)
+
+
+@pytest.fixture(scope="module")
+def t3_csv(tmp_path_factory):
+    """14 Training faces (one batch of 8 per epoch) and 14 PublicTest faces."""
+    path = tmp_path_factory.mktemp("t3") / "tiny.csv"
+    return synthetic_faces.write_synthetic_csv(path, train_per_class=2, test_per_class=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def straight_t3(t3_csv, tmp_path_factory):
+    """A 2-step T3 run with every change on (the defaults), uninterrupted (over an epoch boundary)."""
+    root = tmp_path_factory.mktemp("straight_t3")
+    assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *TINY) == 0
+    return root / "saved_models" / "r"
+
+
+def test_t3_logs_its_terms_and_resumes_exactly_like_an_uninterrupted_run(straight_t3, t3_csv, tmp_path):
+    assert {"D/adv", "D/cls", "D/r1", "G/adv", "G/cls", "G/cyc", "G/mask", "G/mask_tv"} <= set(log(straight_t3)[0])
+    args = ["--data", t3_csv, "--run_name", "r", *TINY]
+    assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 1) == 0
+    assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 2, "--resume") == 0
+    resumed, straight = arrays(tmp_path / "saved_models" / "r"), arrays(straight_t3)
+    assert resumed.keys() == straight.keys()
+    for key in straight:
+        np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+    without_time = lambda records: [{k: v for k, v in r.items() if k != "time"} for r in records]  # noqa: E731
+    assert without_time(log(tmp_path / "saved_models" / "r")) == without_time(log(straight_t3))
+
+
+def test_translate_evaluate_and_export_load_a_t3_run(straight_t3, t3_csv, tiny_classifier_path, tmp_path, capsys):
+    face = synthetic_faces.draw_faces([3], seed=5)[0]
+    Image.fromarray(face).save(tmp_path / "face.png")
+    assert translate.main([str(tmp_path / "face.png"), "--no_detect", "--generator", str(straight_t3),
+                           "--out", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").is_file()
+    assert evaluate.main([str(straight_t3), "--data", str(t3_csv), "--classifier", str(tiny_classifier_path),
+                          "--max_per_class", "2"]) == 0
+    assert "appended to" in capsys.readouterr().out
+    translator = run_folder.load_translator(straight_t3)
+    faces = np.zeros((2, 48, 48, 1), np.float32)
+    model = export.deployable_generator(straight_t3)
+    np.testing.assert_allclose(model.predict_on_batch([faces, np.array([1, 6], np.int32)]),
+                               translator.translate(faces, np.array([1, 6])), atol=1e-6)
