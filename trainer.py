@@ -387,6 +387,16 @@ class EvaluationCallback(keras.callbacks.Callback):
             logs.update({key: value for key, value in means.items() if value is not None})
 
 
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, except that an epoch stopped early (--max_minutes) ends on the steps it
+    ran, not on the epoch's full count (Keras' would print 448/448 after 97 steps)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training and self.progbar is not None:
+            self.target = self.progbar.target = self.seen
+        super().on_epoch_end(epoch, logs)
+
+
 class KeepBest(keras.callbacks.Callback):
     """After each evaluation (an EvaluationCallback placed before this one), keeps the generator with
     the best score so far in best/ and its step and scores in best/best.json. Best = the highest
@@ -638,7 +648,7 @@ def train(run):
                                          "backend": BACKEND, "seed": config.seed})
     checkpointer.saved_step = model.step if run.resume else None
     grid = SampleGrid(run.images_dir, faces, labels, config.sample_interval)
-    callbacks = [step_log, checkpointer, grid, RunReport(run, model, step_log, grid), *evaluation]
+    callbacks = [ProgressBar(), step_log, checkpointer, grid, RunReport(run, model, step_log, grid), *evaluation]
     for callback in callbacks:
         callback.set_model(model)
     if model.step == 0:
