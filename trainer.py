@@ -62,6 +62,24 @@ class NonFiniteError(RuntimeError):
 # The GAN model: one train step, three backends
 # ---------------------------------------------------------------------------------------------
 
+class WarmEMAAdam(keras.optimizers.Adam):
+    """Adam whose moving average of the weights warms up: after the n-th update (n from 0) the
+    average keeps d = min(ema_momentum, (1 + n) / (10 + n)) of itself (TensorFlow's
+    ExponentialMovingAverage with num_updates). Keras' average keeps ema_momentum from the second
+    update on, so at 0.999 the random initial weights still made up 0.999^n of it -- 58 % after
+    545 updates, and the README's 10-minute first run saved a generator that drew noise while G
+    itself already kept the face."""
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        if not self.use_ema:
+            return
+        updates = ops.cast(self.iterations, "float32")
+        decay = ops.minimum(self.ema_momentum, (1.0 + updates) / (10.0 + updates))
+        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                average.assign(decay * average + (1.0 - decay) * variable)
+
+
 class KeepWeightsOptimizer(keras.optimizers.MultiOptimizer):
     """A MultiOptimizer after whose fit() G keeps its own weights: Keras would overwrite them with
     their moving average at the end of every fit(), and the trainer fits a few epochs at a time. The
@@ -89,8 +107,9 @@ class GAN(keras.Model):
                                  "state (no BatchNormalization or Dropout)")
         self.g_variables = [v for net in self.g_nets.values() for v in net.trainable_variables]
         self.d_variables = list(self.discriminator.trainable_variables)
-        # Keras' EMA: after each G update, average = decay * average + (1 - decay) * weight; the
-        # first update copies G. It lives in the optimizer's variables, so checkpoints hold it.
+        # The EMA: after G's n-th update (n from 0), average = d * average + (1 - d) * weight with
+        # d = min(decay, (1 + n) / (10 + n)) (WarmEMAAdam). It lives in the optimizer's variables, so
+        # checkpoints hold it.
         self.g_optimizer = self._adam("g_adam", use_ema=config.ema_decay > 0,
                                       ema_momentum=config.ema_decay or 0.99)
         self.d_optimizer = self._adam("d_adam")
@@ -111,7 +130,7 @@ class GAN(keras.Model):
 
     def _adam(self, name, **ema):
         c = self.config
-        return keras.optimizers.Adam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name, **ema)
+        return WarmEMAAdam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name, **ema)
 
     def updates_g(self, step):
         """Whether step `step` (0-based) updates G: every d_g_ratio-th one, from the first on."""

@@ -251,7 +251,8 @@ def test_eval_every_adds_the_evaluation_callback(tiny_csv, synthetic_judge_path,
 
 def test_d_g_ratio_updates_g_on_every_kth_step_and_its_average_follows_the_formula():
     """7 steps at d_g_ratio 3: D is updated 7 times, G 3 times (steps 0, 3, 6) and not in between;
-    G's average is G after its first update, then decay * average + (1 - decay) * G."""
+    G's average after its n-th update (n from 0) is d * average + (1 - d) * G with
+    d = min(decay, (1 + n) / (10 + n)), starting from G's initial weights."""
     import keras
     decay = 0.75
     model = trainer.build_model(ccyclegan_t2, ccyclegan_t2.Config(base_filters=4, batch_size=4, d_g_ratio=3,
@@ -276,9 +277,10 @@ def test_d_g_ratio_updates_g_on_every_kth_step_and_its_average_follows_the_formu
     assert [changed(g_after, i) for i in range(7)] == [True, False, False, True, False, False, True]
     assert all(changed(d_after, i) for i in range(7))
     assert [any(k.startswith("G/") for k in keys) for keys in logged] == [True, False, False, True, False, False, True]
-    expected = g_after[1]
-    for step in (4, 7):
-        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, g_after[step])]
+    expected = g_after[0]
+    for updates, step in enumerate((1, 4, 7)):
+        d = min(decay, (1 + updates) / (10 + updates))
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, g_after[step])]
     for average, value in zip(weights(model._averages()), expected):
         np.testing.assert_allclose(average, value, rtol=1e-6, atol=1e-7)
     ema_weights = [w for net in model.generator().values() for w in weights(net.trainable_variables)]
