@@ -104,7 +104,7 @@ def translate(nets, images, target_labels):
     return nets["generator"]([images, target_labels])
 
 
-def reconstruct(nets, images, labels):
+def reconstruct(nets, images, labels, config):
     """The cycle: to the next emotion and back to the own one."""
     detour = (labels + 1) % NUM_CLASSES
     return translate(nets, translate(nets, images, detour), labels)

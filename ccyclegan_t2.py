@@ -121,7 +121,8 @@ def translate(nets, images, target_labels):
     return nets["g_dec"]([*nets["g_enc"](images), target_labels])
 
 
-def reconstruct(nets, images, labels):
+def reconstruct(nets, images, labels, config):
+    """T2's reconstruction: the face decoded with its own label."""
     return translate(nets, images, labels)
 
 

@@ -147,10 +147,12 @@ def translate(nets, images, target_labels):
     return decode(nets, encode(nets, images, target_labels), images, target_labels)[0]
 
 
-def reconstruct(nets, images, labels):
-    """The cycle: to the next emotion and back to the own one."""
-    detour = (labels + 1) % NUM_CLASSES
-    return translate(nets, translate(nets, images, detour), labels)
+def reconstruct(nets, images, labels, config):
+    """The cycle the run trained: to the next emotion and back (--cycle translation), or the face
+    decoded with its own label (own_label)."""
+    if config.cycle == "translation":
+        images = translate(nets, images, (labels + 1) % NUM_CLASSES)
+    return translate(nets, images, labels)
 
 
 def generate(nets, batch, config):

@@ -251,12 +251,13 @@ def main(argv=None):
                              "in its checkpoints/)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a finished classifier in --out (e.g. the committed judge)")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=40, help="passes over the training faces")
+    parser.add_argument("--batch_size", type=int, default=64, help="faces per step")
     parser.add_argument("--learning_rate", type=float, default=1e-3, help="Adam's peak learning rate")
     parser.add_argument("--warmup_epochs", type=int, default=1,
                         help="linear warm-up, then cosine decay to 0 at the last epoch")
-    parser.add_argument("--label_smoothing", type=float, default=0.1)
+    parser.add_argument("--label_smoothing", type=float, default=0.1,
+                        help="share of each target spread over the 7 classes")
     parser.add_argument("--class_weight_power", type=float, default=0.5,
                         help="class weights (count_max / count)^power; 0 = unweighted")
     parser.add_argument("--max_minutes", type=float, default=None,
@@ -265,11 +266,12 @@ def main(argv=None):
     parser.add_argument("--val_fraction", type=float, default=0.1,
                         help="share of Training held out to pick the best epoch")
     parser.add_argument("--width", type=int, default=32, help="channels of the first conv block")
-    parser.add_argument("--num_blocks", type=int, default=4)
+    parser.add_argument("--num_blocks", type=int, default=4,
+                        help="conv blocks, each doubling the channels and halving the size")
     parser.add_argument("--dense_units", type=int, default=256, help="width of the 'features' layer")
     parser.add_argument("--dropout", type=float, default=0.1,
                         help="after each conv block; twice this before the output layer")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="weights, split and augmentation")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="Keras progress: 1 = bar, 2 = one line per epoch (for log files)")
     args = parser.parse_args(argv)

@@ -45,8 +45,9 @@ class Experiment(Protocol):
     def translate(self, nets, images, target_labels):
         """Faces (N, 48, 48, 1) in [-1, 1] translated to the target emotions."""
 
-    def reconstruct(self, nets, images, labels):
-        """The faces rebuilt from their own labels (a sample grid's last column)."""
+    def reconstruct(self, nets, images, labels, config):
+        """The faces rebuilt the way the run's cycle/reconstruction loss rebuilds them (a sample
+        grid's last column, evaluate.py's reconstruction L1)."""
 
 
 FUNCTIONS = ("build_networks", "draw_targets", "generate", "discriminator_loss", "generator_loss",

@@ -16,8 +16,9 @@ class Translator:
         self.experiment, self.config, self.nets = experiment, config, nets
         images = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1))
         labels = keras.Input((), dtype="int32")
-        self._models = {kind: keras.Model([images, labels], getattr(experiment, kind)(nets, images, labels))
-                        for kind in ("translate", "reconstruct")}
+        self._models = {"translate": keras.Model([images, labels], experiment.translate(nets, images, labels)),
+                        "reconstruct": keras.Model([images, labels],
+                                                   experiment.reconstruct(nets, images, labels, config))}
 
     def _predict(self, kind, images, labels, batch_size):
         images = np.asarray(images, np.float32)

@@ -5,6 +5,7 @@ does not happen, not how long it takes.
 """
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -42,6 +43,16 @@ def test_help_answers_without_importing_keras(script):
     assert report["status"] == 0, result.stderr[-2000:]
     assert "usage:" in result.stdout
     assert report["imported"] == []
+
+
+@pytest.mark.parametrize("script", ["ccyclegan_t1.py", "ccyclegan_t3.py", "classifier.py"])
+def test_help_shows_every_default(script):
+    """The training commands' --help is the record of what a bare command runs with."""
+    _, result = run_script(script, "--help")
+    entries = re.split(r"\n  (?=-)", result.stdout.split("options:")[-1])[1:]
+    assert len(entries) > 5
+    assert [entry.split()[0] for entry in entries
+            if "(default:" not in entry and not entry.startswith("-h")] == []
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS)
