@@ -47,7 +47,7 @@ class Experiment(Protocol):
 
     def reconstruct(self, nets, images, labels, config):
         """The faces rebuilt the way the run's cycle/reconstruction loss rebuilds them (a sample
-        grid's last column, evaluate.py's reconstruction L1)."""
+        grid's last column; evaluate.py's reconstruction L1 always goes through the translation)."""
 
 
 FUNCTIONS = ("build_networks", "draw_targets", "generate", "discriminator_loss", "generator_loss",

@@ -72,7 +72,7 @@ def test_attention_keeps_the_input_where_the_mask_is_one():
 
 def test_reconstruction_follows_the_cycle_the_run_trained():
     """--cycle translation rebuilds a face through the next emotion and back; own_label decodes it with
-    its own label (what evaluate.py's reconstruction L1 and the grids' last column then measure)."""
+    its own label (what the sample grids' last column then shows)."""
     from keras import ops
     nets = ccyclegan_t3.build_networks(ccyclegan_t3.Config(base_filters=4))
     faces = ops.convert_to_tensor(np.random.default_rng(2).uniform(-1, 1, (2, 48, 48, 1)).astype(np.float32))
