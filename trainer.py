@@ -451,7 +451,8 @@ class RunReport(keras.callbacks.Callback):
     duration estimated from the first measured steps, a sample grid within the first minutes, and
     the --max_minutes bound (a clean stop: the trainer then checkpoints and saves the generator)."""
 
-    MEASURED_STEPS = 5        # steps timed after the first one (which also traces/compiles)
+    MEASURED_STEPS = 5        # at least this many steps timed, a whole number of --d_g_ratio cycles,
+    #                           after the first step of each kind (G + D, D only), which also compile
     EARLY_GRID_SECONDS = 90   # a grid this soon, however long --sample_interval is
 
     def __init__(self, run, model, step_log, grid):
@@ -460,6 +461,10 @@ class RunReport(keras.callbacks.Callback):
         self.started, self.first_step = time.time(), model.step
         self.timed_from = self.early_grid = None
         config = run.config
+        ratio, to_g_step = config.d_g_ratio, -model.step % config.d_g_ratio
+        # Time from the step after which both kinds have run: G + D at step % ratio == 0, D only otherwise.
+        self.warmup_steps = 1 if ratio == 1 else 2 if to_g_step == 0 else to_g_step + 1
+        self.measured_steps = ratio * math.ceil(self.MEASURED_STEPS / ratio)
         generator = " + ".join(f"{name}{run_folder.GENERATOR_SUFFIX}" for name in model.g_nets)
         others = ([f"G itself in {run_folder.RAW_GENERATOR}/"] if config.ema_decay else []) + (
             [f"the best evaluation's in {run_folder.BEST_GENERATOR}/"] if config.eval_every else [])
@@ -475,10 +480,10 @@ class RunReport(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         model, config, now = self.model, self.run.config, time.time()
-        if model.step == self.first_step + 1:
+        if model.step == self.first_step + self.warmup_steps:
             self.timed_from = (model.step, now)
-        elif self.timed_from and model.step == self.timed_from[0] + self.MEASURED_STEPS:
-            self._print_estimate((now - self.timed_from[1]) / self.MEASURED_STEPS, now)
+        elif self.timed_from and model.step == self.timed_from[0] + self.measured_steps:
+            self._print_estimate((now - self.timed_from[1]) / self.measured_steps, now)
         if self.early_grid is None and now - self.started >= self.EARLY_GRID_SECONDS:
             self.early_grid = model.step
             if model.step % config.sample_interval and not model.failure:
