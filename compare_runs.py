@@ -145,7 +145,10 @@ def markdown_table(runs: list[Run]) -> str:
                  _number(latest.get("min", {}).get("relative_accuracy"), 3), _relative_per_emotion(latest),
                  _number(mean.get("rec_l1"), 3), _notes(run, latest, extractors)]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(rows) + "\n"
+    judges = ", ".join(f"`{extractor}`" for extractor in sorted(extractors))
+    caption = (f"Every row judged by the classifier {judges}." if len(extractors) == 1 else
+               f"Rows judged by {len(extractors)} different classifiers ({judges}): compare only rows of one.")
+    return "\n".join(rows) + "\n\n" + caption + "\n"
 
 
 PANELS = (("fid", "mean FID ({extractor} features)"), ("kid", "mean KID ({extractor} features)"),

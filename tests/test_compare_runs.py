@@ -41,7 +41,8 @@ def test_table_and_png_from_two_runs(two_runs, tmp_path, capsys):
     assert compare_runs.main([str(run) for run in two_runs] + ["--out", str(out)]) == 0
     table = (out / "experiment_log.md").read_text()
     assert table in capsys.readouterr().out
-    header, rule, first, second = table.strip().splitlines()
+    header, rule, first, second, _, caption = table.strip().splitlines()
+    assert caption == "Every row judged by the classifier `classifier-0123`."
     assert header == ("| id | script | description | FID | KID | expression accuracy | relative accuracy: mean "
                       "| min | per emotion | rec L1 | notes |")
     cells = [cell.strip() for cell in first.strip("|").split(" | ")]
@@ -63,6 +64,8 @@ def test_runs_evaluated_with_other_extractors_are_flagged(two_runs, tmp_path):
     table = compare_runs.markdown_table([compare_runs.load_run(run) for run in (*two_runs, other)])
     assert "| other |  |  | 1.00 |" in table
     assert table.count("not comparable with the other runs") == 3
+    assert table.strip().endswith("Rows judged by 2 different classifiers (`classifier-0123`, `classifier-9999`): "
+                                  "compare only rows of one.")
 
 
 @pytest.mark.parametrize("write, message", [
