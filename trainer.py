@@ -461,10 +461,12 @@ class RunReport(keras.callbacks.Callback):
         self.started, self.first_step = time.time(), model.step
         self.timed_from = self.early_grid = None
         config = run.config
-        ratio, to_g_step = config.d_g_ratio, -model.step % config.d_g_ratio
-        # Time from the step after which both kinds have run: G + D at step % ratio == 0, D only otherwise.
-        self.warmup_steps = 1 if ratio == 1 else 2 if to_g_step == 0 else to_g_step + 1
-        self.measured_steps = ratio * math.ceil(self.MEASURED_STEPS / ratio)
+        # Time from the step after which each kind of step the run has (GAN.updates_g) has run once.
+        kinds = {model.updates_g(model.step + k) for k in range(config.d_g_ratio)}
+        self.warmup_steps = 1
+        while {model.updates_g(model.step + k) for k in range(self.warmup_steps)} != kinds:
+            self.warmup_steps += 1
+        self.measured_steps = config.d_g_ratio * math.ceil(self.MEASURED_STEPS / config.d_g_ratio)
         generator = " + ".join(f"{name}{run_folder.GENERATOR_SUFFIX}" for name in model.g_nets)
         others = ([f"G itself in {run_folder.RAW_GENERATOR}/"] if config.ema_decay else []) + (
             [f"the best evaluation's in {run_folder.BEST_GENERATOR}/"] if config.eval_every else [])

@@ -51,7 +51,9 @@ def test_the_estimate_leaves_out_the_compiling_steps_and_counts_whole_d_g_cycles
     config = ccyclegan_t2.Config(d_g_ratio=5, epochs=1, sample_interval=1000, max_minutes=0)
     run = types.SimpleNamespace(config=config, run_dir="r", images_dir="i",
                                 parallel=types.SimpleNamespace(describe=lambda: "one device"))
-    model = types.SimpleNamespace(step=0, g_nets={"g_enc": None, "g_dec": None}, failure=None, stop_training=False)
+    gan = types.SimpleNamespace(config=config)
+    model = types.SimpleNamespace(step=0, g_nets={"g_enc": None, "g_dec": None}, failure=None, stop_training=False,
+                                  updates_g=lambda step: trainer.GAN.updates_g(gan, step))
     report = trainer.RunReport(run, model, types.SimpleNamespace(steps_per_epoch=448, last_step=448),
                                types.SimpleNamespace(write=lambda: "grid.png"))
     report.set_model(model)
