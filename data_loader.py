@@ -32,6 +32,7 @@ import pandas as pd
 from isal import igzip
 
 import atomic
+import face_detection
 from repo import REPO_ROOT
 
 EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
@@ -526,14 +527,21 @@ class Batches:
 
 
 def fixed_faces(split: Split, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """One seeded face per emotion (row i shows emotion i): the fixed inputs of every sample grid."""
+    """One face per emotion (row i shows emotion i): the fixed inputs of every sample grid. Per
+    emotion, the first face in a seeded order that looks like a clean frontal photograph
+    (face_detection.looks_like_photo); the first in that order where none does (synthetic faces)
+    or where OpenCV has no face detector."""
     rng = np.random.default_rng(seed)
     indices = []
     for label, emotion in enumerate(EMOTIONS):
-        members = np.flatnonzero(split.labels == label)
+        members = rng.permutation(np.flatnonzero(split.labels == label))
         if len(members) == 0:
             raise DataError(f"{split.where}: no {emotion} face to show in sample grids")
-        indices.append(rng.choice(members))
+        try:
+            photos = (i for i in members if face_detection.looks_like_photo(split.images[i]))
+            indices.append(next(photos, members[0]))
+        except face_detection.DetectorError:
+            indices.append(members[0])
     return to_float(split.images[indices]), np.arange(NUM_CLASSES, dtype=np.int32)
 
 

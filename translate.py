@@ -31,7 +31,6 @@ be read or shows no face is skipped with one `skipped: ...` line; a summary ends
 """
 import argparse
 import itertools
-import os
 import pathlib
 import sys
 
@@ -42,12 +41,11 @@ import atomic
 import grids
 import run_folder
 from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, grey_pixels, to_float, to_uint8
+from face_detection import DetectorError, detect_faces
 from repo import REPO_ROOT
 
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"
-CASCADE = "haarcascade_frontalface_default.xml"
 FER_MARGIN = 1.02        # crop side / Haar box side that reproduces FER2013's framing (measured)
-DETECT_MAX_SIDE = 1024   # photos are shrunk to this for detection only (speed); crops use full size
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PHOTOS_PER_BATCH = 32    # photos whose faces share one generator call (memory stays bounded)
 
@@ -88,25 +86,6 @@ def _grey(image):
     if image.ndim != 2:
         raise ValueError(f"expected a grey (H, W) or BGR (H, W, 3) image, got shape {image.shape}")
     return image
-
-
-def _face_detector():
-    if not hasattr(cv2, "CascadeClassifier"):
-        raise TranslateError(f"OpenCV {cv2.__version__} has no Haar cascade face detector (OpenCV 5 "
-                             "dropped it): pip install 'opencv-python-headless<5', or pass --no_detect")
-    detector = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, CASCADE))
-    if detector.empty():
-        raise TranslateError(f"{cv2.data.haarcascades}{CASCADE}: OpenCV's face cascade is missing")
-    return detector
-
-
-def detect_faces(grey):
-    """Boxes (x, y, w, h) of the frontal faces in a grey uint8 image, largest first."""
-    scale = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
-    small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey
-    boxes = _face_detector().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4) / scale
-    return sorted((tuple(map(float, box)) for box in boxes), key=lambda box: -box[2] * box[3])
 
 
 def face_square(box, margin=FER_MARGIN):
@@ -327,7 +306,7 @@ def main(argv=None):
             translate_one(args)
         else:
             translate_many(args)
-    except (TranslateError, OSError) as err:
+    except (TranslateError, DetectorError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
