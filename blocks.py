@@ -56,6 +56,14 @@ class InstanceNormalization(layers.GroupNormalization):
 
 
 @keras.saving.register_keras_serializable(package="ccyclegan")
+class Mirror(layers.Layer):
+    """Images (N, H, W, C) mirrored left to right, always (RandomFlip only flips while training)."""
+
+    def call(self, images):
+        return ops.flip(images, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="ccyclegan")
 class OneHot(layers.Layer):
     """int labels (N,) -> float32 one-hot (N, num_classes)."""
 

@@ -5,6 +5,9 @@ channels doubling from `width`; then the flattened maps, a Dense layer named "fe
 penultimate layer that fid.py reads) and a 7-way softmax. Flips, small rotations, shifts and zooms
 are keras preprocessing layers inside the model, so they act only while training. Trained with Adam
 (linear warm-up, cosine decay), label smoothing and class weights (Disgust is 1.5 % of Training).
+The saved judge averages its verdict and features over each face and its mirror image (flip
+test-time averaging, `with_flip_averaging`), inside the model, so that the PublicTest accuracy it
+reports is what evaluate.py, fid.py and the trainer's evaluations get.
 
     .venv/bin/python classifier.py --data datasets/fer2013.csv
 
@@ -75,6 +78,22 @@ def build_classifier(width=32, num_blocks=4, dense_units=256, dropout=0.1, augme
     x = layers.Dropout(2 * dropout)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion")(x)
     return keras.Model(inputs, outputs, name="expression_classifier")
+
+
+def with_flip_averaging(model):
+    """`model` reading each face together with its mirror image: its "features" become the mean
+    of both views' features, and the softmax head reads that mean (the head is linear up to the
+    softmax, so this averages both views' logits). Test-time flip averaging, as one model that
+    saves and loads whole, whose "features" layer fid.py reads as before."""
+    import blocks  # registers Mirror
+
+    features = model.get_layer("features")
+    single_view = keras.Model(model.input, features.output, name="single_view")
+    face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
+    x = layers.Average(name="features")([single_view(face), single_view(blocks.Mirror(name="mirror")(face))])
+    for layer in model.layers[model.layers.index(features) + 1:]:  # dropout, the softmax layer
+        x = layer(x)
+    return keras.Model(face, x, name=f"{model.name}_flip_averaged")
 
 
 def class_weights(labels, power):
@@ -160,6 +179,8 @@ def _one_hot(labels):
 def load_classifier(path=DEFAULT_DIR):
     """Load a saved classifier from its `.keras` file or the folder holding `classifier.keras`."""
     path = pathlib.Path(path)
+    import blocks  # noqa: F401  (registers the Mirror layer of flip-averaged judges)
+
     model_file = path / MODEL_FILE if path.suffix != ".keras" else path
     if not model_file.is_file():
         raise FileNotFoundError(
@@ -314,6 +335,7 @@ def main(argv=None):
               f"again to continue from {checkpoint_dir}")
         return None
 
+    model = with_flip_averaging(model)
     predicted = predict_labels(model, to_float(public_test.images))
     accuracy = float(np.mean(predicted == public_test.labels))
     curve = np.genfromtxt(log_file, delimiter=",", names=True)
@@ -321,6 +343,7 @@ def main(argv=None):
         "publictest_accuracy": accuracy,
         "publictest_n": len(public_test),
         "publictest_per_class_accuracy": per_class_accuracy(predicted, public_test.labels),
+        "test_time": "mean of each face and its mirror image",
         "best_val_accuracy": float(np.max(curve["val_accuracy"])),
         "best_epoch": int(np.argmax(curve["val_accuracy"])) + 1,
         "epochs_run": args.epochs,

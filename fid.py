@@ -132,8 +132,9 @@ def _kernel_sums(a, b, in_a, in_b, block: int = 1024) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def weights_fingerprint(model: keras.Model) -> str:
-    """A short hash of a model's weights: tells two checkpoints (or random inits) apart."""
-    digest = hashlib.sha256()
+    """A short hash of a model's weights and of its layers' kinds: tells two checkpoints (or random
+    inits) apart, and a judge from the same judge with flip averaging (same weights, more layers)."""
+    digest = hashlib.sha256(" ".join(type(layer).__name__ for layer in model.layers).encode())
     for weight in model.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:16]

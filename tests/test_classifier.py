@@ -121,3 +121,34 @@ def test_predict_labels_rejects_wrong_shapes():
     model = classifier.build_classifier(width=8, num_blocks=3, dense_units=16)
     with pytest.raises(ValueError, match="48, 48"):
         classifier.predict_labels(model, np.zeros((2, 32, 32, 1), np.float32))
+
+
+def test_flip_averaged_judge_reads_both_views_and_saves_whole(tmp_path):
+    """The saved judge's features are the mean of the face's and its mirror image's; its verdict
+    is the softmax of the mean logits; it reloads (fid.py reads its features layer)."""
+    import fid
+
+    model = classifier.build_classifier(width=8, num_blocks=3, dense_units=24)
+    judge = classifier.with_flip_averaging(model)
+    path = classifier.save_classifier(judge, tmp_path / "classifier.keras")
+    reloaded = fid.ClassifierExtractor(classifier.load_classifier(path))
+    faces = to_float(make_synthetic(1, seed=4)[0])
+    mirrored = faces[:, :, ::-1]
+    single = fid.ClassifierExtractor(model)
+    expected_features = (single.features_and_predictions(faces)[0]
+                         + single.features_and_predictions(mirrored)[0]) / 2
+    features, predicted = reloaded.features_and_predictions(faces)
+    np.testing.assert_allclose(features, expected_features, rtol=1e-4, atol=1e-5)
+    head = model.get_layer("emotion")
+    logits = expected_features @ np.asarray(head.kernel) + np.asarray(head.bias)
+    np.testing.assert_array_equal(predicted, np.argmax(logits, axis=1))
+    assert not np.allclose(single.features_and_predictions(faces)[0], expected_features)  # the views differ
+
+
+def test_flip_averaging_changes_the_judges_identity():
+    """Same weights, other verdicts: cached real statistics must not be shared between the two."""
+    import fid
+
+    model = classifier.build_classifier(width=8, num_blocks=3, dense_units=24)
+    assert (fid.ClassifierExtractor(model).identity
+            != fid.ClassifierExtractor(classifier.with_flip_averaging(model)).identity)
