@@ -95,7 +95,7 @@ def test_readme_experiment_log_is_generated_between_its_markers(two_runs, tmp_pa
     assert first.startswith("# Title\n\n## Experiment Log\n<!-- experiment-log:start -->\n")
     assert first.endswith("<!-- experiment-log:end -->\n\n## Next\n") and "typed by hand" not in first
     assert (tmp_path / "docs" / "experiment_log.md").read_text() in first
-    assert "![FID, KID, expression accuracy and minimum relative accuracy per training step](docs/experiment_log.png)" in first
+    assert "![FID, KID, expression accuracy, relative accuracy (mean, minimum) and reconstruction L1 per training step](docs/experiment_log.png)" in first
     assert compare_runs.main(argv) == 0
     assert readme.read_text() == first          # regenerating changes nothing
 
@@ -119,3 +119,15 @@ def test_the_plot_never_joins_evaluations_that_are_not_comparable(tmp_path):
     figure_path = compare_runs.plot_runs([run], tmp_path / "plot.png")
     import matplotlib.pyplot as plt
     assert figure_path.is_file() and not plt.get_fignums()  # written and closed
+
+
+def test_the_plot_draws_only_the_latest_judges_evaluations(tmp_path, monkeypatch):
+    """After a judge change the old judge's curve is on another scale: only the new one is drawn."""
+    old_judge = [dict(evaluation(epoch, 50.0, 0.5, 0.3), max_per_class=None) for epoch in (1, 2, 3)]
+    new_judge = [dict(evaluation(3, 30.0, 0.3, 0.5), max_per_class=None, extractor_id="classifier-4567")]
+    run = compare_runs.load_run(make_run(tmp_path / "run", None, old_judge + new_judge))
+    figures = []
+    monkeypatch.setattr(compare_runs.plt, "close", figures.append)
+    compare_runs.plot_runs([run], tmp_path / "plot.png")
+    fid_panel = figures[0].axes[0]
+    assert [list(line.get_ydata()) for line in fid_panel.get_lines()] == [[30.0]]
