@@ -41,7 +41,7 @@ import atomic
 import grids
 import run_folder
 from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, grey_pixels, to_float, to_uint8
-from face_detection import DetectorError, detect_faces
+from face_detection import DetectorError, detect_faces, face_detector
 from repo import REPO_ROOT
 
 DEFAULT_GENERATOR = REPO_ROOT / "saved_models" / "pretrained"
@@ -255,7 +255,7 @@ def translate_many(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise TranslateError(f"{out_dir}: not a folder (with several photos or a folder, --out is a folder)")
     if not args.no_detect:
-        _face_detector()  # no detector is an error for every photo, not a reason to skip one
+        face_detector()  # no detector is an error for every photo, not a reason to skip one
     translator, names, skipped, photos, face_count = None, set(), 0, 0, 0
     for start in range(0, len(paths), PHOTOS_PER_BATCH):
         batch = []
