@@ -6,7 +6,7 @@ import numpy as np
 import PIL.Image
 
 import atomic
-from data_loader import IMAGE_SIZE
+from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES
 
 GAP = 2  # white pixels between faces
 
@@ -37,3 +37,14 @@ def write_grid(path, columns, column_names, row_names, title=""):
     with atomic.replacing(path) as temporary:
         PIL.Image.open(rendered).convert("L").save(temporary, optimize=True)
     return pathlib.Path(path)
+
+
+def write_sample_grid(path, translator, faces, labels, title=""):
+    """The sample grid of a generator (anything with `translate(images, targets)` and
+    `reconstruct(images, labels)`): one row per face, columns the input, its translation to each
+    of the seven emotions and its reconstruction; returns the path."""
+    n = len(faces)
+    translated = translator.translate(np.tile(faces, (NUM_CLASSES, 1, 1, 1)), np.repeat(np.arange(NUM_CLASSES), n))
+    columns = [faces, *np.split(np.asarray(translated), NUM_CLASSES), translator.reconstruct(faces, labels)]
+    return write_grid(path, columns, ["input", *EMOTIONS, "recon."], [EMOTIONS[int(label)] for label in labels],
+                      title=title)

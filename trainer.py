@@ -45,7 +45,7 @@ import experiments
 import fid
 import grids
 import run_folder
-from data_loader import EMOTIONS, NUM_CLASSES, DataError
+from data_loader import DataError
 from inference import Translator
 from train_config import ConfigError
 
@@ -358,13 +358,8 @@ class SampleGrid(keras.callbacks.Callback):
         self.images_dir, self.faces, self.labels, self.interval = images_dir, faces, labels, interval
 
     def write(self):
-        model, n = self.model, len(self.faces)
-        targets = np.repeat(np.arange(NUM_CLASSES), n)
-        translated = model.translate(np.tile(self.faces, (NUM_CLASSES, 1, 1, 1)), targets)
-        columns = [*np.split(translated, NUM_CLASSES), model.reconstruct(self.faces, self.labels)]
-        return grids.write_grid(pathlib.Path(self.images_dir) / f"step_{model.step:07d}.png",
-                                [self.faces, *columns], ["input", *EMOTIONS, "recon."],
-                                [EMOTIONS[int(label)] for label in self.labels], title=f"step {model.step}")
+        return grids.write_sample_grid(pathlib.Path(self.images_dir) / f"step_{self.model.step:07d}.png",
+                                       self.model, self.faces, self.labels, title=f"step {self.model.step}")
 
     def on_train_batch_end(self, batch, logs=None):
         if self.model.step % self.interval == 0 and not self.model.failure:

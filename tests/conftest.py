@@ -160,3 +160,15 @@ def _run_bounded(commands, timeout):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A real photograph's face (matplotlib's Grace Hopper), cropped the way translate.py crops
+    FER2013 faces: 48x48 grey uint8."""
+    from matplotlib import cbook
+
+    import translate
+
+    portrait = pathlib.Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return translate.find_faces(translate.read_photo(portrait))[1][0]

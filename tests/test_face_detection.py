@@ -1,23 +1,11 @@
 """The rule that picks sample-grid faces: clean frontal photographs, not drawings or cut-outs."""
-import pathlib
-
 import cv2
 import numpy as np
 import pytest
-from matplotlib import cbook
 
 import data_loader as dl
 import face_detection
 import synthetic_faces
-import translate
-
-PORTRAIT = pathlib.Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # a real photograph
-
-
-@pytest.fixture(scope="module")
-def photo():
-    """Grace Hopper's face cropped the way translate.py crops FER2013 faces: 48x48 grey uint8."""
-    return translate.find_faces(translate.read_photo(PORTRAIT))[1][0]
 
 
 def test_a_photograph_passes(photo):
