@@ -32,8 +32,11 @@ import pandas as pd
 from isal import igzip
 
 import atomic
-import face_detection
+from lazy_import import lazy_import
 from repo import REPO_ROOT
+
+# OpenCV (through face_detection) loads when sample-grid faces are first picked, not with the data layer.
+face_detection = lazy_import("face_detection")
 
 EMOTIONS = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 NUM_CLASSES = len(EMOTIONS)

@@ -6,6 +6,7 @@ contrast was stretched until large areas clip to white. Sample grids show one fa
 real, frontal, well-exposed photographs.
 """
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -28,14 +29,23 @@ class DetectorError(ValueError):
     """OpenCV cannot detect faces here (no Haar cascade); one line for the user."""
 
 
+# One loaded cascade per thread: loading the XML costs milliseconds per call, and
+# CascadeClassifier.detectMultiScale mutates the classifier, so threads (the Gradio demo's) must not
+# share one (opencv/opencv#4287).
+_per_thread = threading.local()
+
+
 def face_detector():
+    """This thread's frontal-face cascade, loaded on first use."""
     if not hasattr(cv2, "CascadeClassifier"):
         raise DetectorError(f"OpenCV {cv2.__version__} has no Haar cascade face detector (OpenCV 5 "
                             "dropped it): pip install 'opencv-python-headless<5', or pass --no_detect")
-    detector = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, CASCADE))
-    if detector.empty():
-        raise DetectorError(f"{cv2.data.haarcascades}{CASCADE}: OpenCV's face cascade is missing")
-    return detector
+    if getattr(_per_thread, "detector", None) is None:
+        detector = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, CASCADE))
+        if detector.empty():
+            raise DetectorError(f"{cv2.data.haarcascades}{CASCADE}: OpenCV's face cascade is missing")
+        _per_thread.detector = detector
+    return _per_thread.detector
 
 
 def detect_faces(grey, min_side=24):

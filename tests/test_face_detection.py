@@ -1,4 +1,8 @@
 """The rule that picks sample-grid faces: clean frontal photographs, not drawings or cut-outs."""
+import subprocess
+import sys
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -52,3 +56,22 @@ def test_grid_faces_without_a_detector(monkeypatch):
                      (np.arange(14) % 7).astype(np.int64))
     x, labels = dl.fixed_faces(split, seed=0)
     np.testing.assert_array_equal(labels, np.arange(7))
+
+
+def test_the_cascade_loads_once_per_thread():
+    """Loading the XML per detection is work done again; one classifier shared by threads is unsafe
+    (detectMultiScale mutates it), so each thread gets its own."""
+    here = face_detection.face_detector()
+    assert face_detection.face_detector() is here
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(face_detection.face_detector()))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not here and not elsewhere[0].empty()
+
+
+def test_the_data_layer_loads_opencv_only_to_pick_grid_faces():
+    probe = ("import sys, data_loader; before = 'cv2' in sys.modules; "
+             "data_loader.face_detection.MAX_FLAT; print(before, 'cv2' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=dl.REPO_ROOT, capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
