@@ -112,8 +112,8 @@ class StepTimes(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self.started)
 
 
-def ours(config, batch):
-    model = trainer.build_model(t2, config)
+def ours(config, batch, experiment=t2):
+    model = trainer.build_model(experiment, config)
     timer = StepTimes()
 
     def steps(count):
