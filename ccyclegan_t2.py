@@ -126,15 +126,16 @@ def reconstruct(nets, images, labels, config):
     return translate(nets, images, labels)
 
 
-def fake_targets(batch):
-    """The 6N target labels of the translations, target-major (all faces to target 1, ...)."""
-    return ops.reshape(ops.transpose(batch.targets), (-1,))
+def fake_targets(targets):
+    """The 6N target labels of the translations of (N, 6) `targets`, target-major (all faces to
+    target 1, ...)."""
+    return ops.reshape(ops.transpose(targets), (-1,))
 
 
 def generate(nets, batch, config):
     """1. encode once; 2. decode into the own label and the 6 others in one decoder call."""
     skips = nets["g_enc"](batch.images)
-    labels = ops.concatenate([batch.labels, fake_targets(batch)], axis=0)
+    labels = ops.concatenate([batch.labels, fake_targets(batch.targets)], axis=0)
     decoded = nets["g_dec"]([ops.tile(z, (NUM_CLASSES, 1, 1, 1)) for z in skips] + [labels])
     n = ops.shape(batch.images)[0]
     return {"rec": decoded[:n], "fakes": decoded[n:]}
@@ -153,7 +154,7 @@ def discriminator_loss(nets, batch, generated, config):
 def generator_loss(nets, batch, generated, config):
     adv, cls = nets["d"](generated["fakes"])
     terms = {"adv": losses.bce(adv, True),
-             "cls": losses.emotion_loss(cls, fake_targets(batch)),
+             "cls": losses.emotion_loss(cls, fake_targets(batch.targets)),
              "rec": ops.mean(ops.abs(generated["rec"] - batch.images))}
     total = (config.g_gan_loss_w * terms["adv"] + config.g_cl_loss_w * terms["cls"]
              + config.rec_loss_w * terms["rec"])

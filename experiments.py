@@ -31,7 +31,8 @@ class Experiment(Protocol):
         """{name: keras.Model}: DISCRIMINATOR is D, the others make up G (saved as <name>.keras)."""
 
     def draw_targets(self, labels, rng):
-        """int32 target emotions for a batch of int labels, drawn on the host from `rng`."""
+        """What a step draws for a batch of int labels, on the host from `rng`: the int32 target
+        emotions (T1, T2), or a dict of arrays holding them (T3); the Batch's `targets`."""
 
     def generate(self, nets, batch, config):
         """G's forward pass on a Batch(images, labels, targets): a dict of the tensors the losses need."""

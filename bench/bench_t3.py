@@ -1,10 +1,11 @@
 """What each of T3's changes costs per training step, against T2, measured side by side.
 
 T3 (ccyclegan_t3.py) switches each change against T2 by a flag; this prints the seconds per step of
-T3 with every default, of T3 with one change switched off at a time, of T3 at twice the width, and of
-T2, all at d_g_ratio 1 (D and G updated on every step) so that every arm does the same kind of step.
-The arms run in alternating rounds (these machines are noisy; the median round is reported) on one
-random batch, and each is reported as a ratio to T3's defaults: what a CPU-hour buys at equal steps.
+T3 with every default, of T3 with one change switched at a time (off, or --diff_augment on), of T3
+at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on every step) so that every arm
+does the same kind of step. The arms run in alternating rounds (these machines are noisy; the median
+round is reported) on one random batch, and each is reported as a ratio to T3's defaults: what a
+CPU-hour buys at equal steps.
 
     python bench/bench_t3.py [--base_filters 32] [--batch_size 64] [--rounds 3] [--steps 3]
 """
@@ -27,6 +28,7 @@ def arms(base_filters, batch_size):
         "  --r1_gamma 0": (t3, t3.Config(base_filters=base_filters, r1_gamma=0.0, **common)),
         "  --cycle own_label": (t3, t3.Config(base_filters=base_filters, cycle="own_label", **common)),
         "  --no-attention": (t3, t3.Config(base_filters=base_filters, attention=False, **common)),
+        "  --diff_augment": (t3, t3.Config(base_filters=base_filters, diff_augment=True, **common)),
         f"  --base_filters {2 * base_filters}": (t3, t3.Config(base_filters=2 * base_filters, **common)),
         "T2 (--d_g_ratio 1)": (t2, t2.Config(base_filters=base_filters, **common)),
     }
@@ -39,8 +41,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
     parser.add_argument("--steps", type=int, default=3, help="steps per arm per round")
     args = parser.parse_args()
-    batch = random_batch(args.batch_size)
-    timers = {name: ours(config, batch, experiment)[1]
+    timers = {name: ours(config, random_batch(args.batch_size, experiment=experiment), experiment)[1]
               for name, (experiment, config) in arms(args.base_filters, args.batch_size).items()}
     print(f"base_filters {args.base_filters}, batch {args.batch_size}, backend {keras.backend.backend()}, "
           f"{os.cpu_count()} CPU cores; {args.rounds} rounds x {args.steps} steps per arm", flush=True)

@@ -93,11 +93,11 @@ import trainer  # noqa: E402
 from data_loader import NUM_CLASSES  # noqa: E402
 
 
-def random_batch(batch_size, seed=0):
+def random_batch(batch_size, seed=0, experiment=t2):
     rng = np.random.default_rng(seed)
     images = rng.uniform(-1, 1, (batch_size, 48, 48, 1)).astype(np.float32)
     labels = rng.integers(0, NUM_CLASSES, batch_size).astype(np.int32)
-    return images, labels, t2.draw_targets(labels, rng)
+    return images, labels, experiment.draw_targets(labels, rng)
 
 
 # ---------------------------------------------------------------------------------------------

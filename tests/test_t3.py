@@ -86,6 +86,51 @@ def test_reconstruction_follows_the_cycle_the_run_trained():
     assert not np.allclose(ops.convert_to_numpy(own), ops.convert_to_numpy(detour), atol=1e-3)
 
 
+def test_diff_augment_moves_and_blanks_each_face_by_its_drawn_params():
+    """Against a loop over pixels: row i, column k of the result is the face's (i - dy, k - dx), zero
+    off the edge, and 0 on the 24x24 square [cy - 12, cy + 12) x [cx - 12, cx + 12)."""
+    from keras import ops
+    faces = np.random.default_rng(4).uniform(-1, 1, (3, 48, 48, 1)).astype(np.float32)
+    params = np.array([[2, -3, 100, 100], [0, 0, 10, 40], [-6, 6, 0, 47]], np.int32)
+    out = ops.convert_to_numpy(ccyclegan_t3.diff_augment(ops.convert_to_tensor(faces), ops.convert_to_tensor(params)))
+    for face, result, (dy, dx, cy, cx) in zip(faces[..., 0], out[..., 0], params):
+        expected = np.zeros_like(face)
+        for i in range(48):
+            for k in range(48):
+                if 0 <= i - dy < 48 and 0 <= k - dx < 48:
+                    expected[i, k] = face[i - dy, k - dx]
+        expected[max(cy - 12, 0):cy + 12, max(cx - 12, 0):cx + 12] = 0
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_diff_augment_reaches_every_face_d_sees_and_only_with_the_flag():
+    """D's and G's losses with --diff_augment: equal to the plain ones when every draw is the identity
+    (no shift, the square off the face), different with the drawn ones; without the flag the draws
+    are ignored. Real faces and translations take their own rows of the draws."""
+    from keras import ops
+    import trainer
+    rng = np.random.default_rng(5)
+    images = rng.uniform(-1, 1, (4, 48, 48, 1)).astype(np.float32)
+    labels = np.array([0, 3, 5, 6], np.int32)
+    targets = ccyclegan_t3.draw_targets(labels, rng)
+    assert targets["augment"].shape == (4, 7, 4) and targets["emotions"].shape == (4, 6)
+    identity = {**targets, "augment": np.tile(np.array([0, 0, 1000, 1000], np.int32), (4, 7, 1))}
+    plain, augmented = (ccyclegan_t3.Config(base_filters=4, diff_augment=flag) for flag in (False, True))
+    nets = ccyclegan_t3.build_networks(plain)
+
+    def losses(config, draws):
+        batch = trainer.Batch(ops.convert_to_tensor(images), ops.convert_to_tensor(labels),
+                              {k: ops.convert_to_tensor(v) for k, v in draws.items()})
+        generated = ccyclegan_t3.generate(nets, batch, config)
+        return [float(ops.convert_to_numpy(loss(nets, batch, generated, config)[1][term]))
+                for loss in (ccyclegan_t3.discriminator_loss, ccyclegan_t3.generator_loss) for term in ("adv", "cls")]
+    reference = losses(plain, targets)
+    np.testing.assert_allclose(losses(augmented, identity), reference, rtol=1e-5)
+    np.testing.assert_allclose(losses(plain, identity), reference, rtol=1e-6)
+    changed = losses(augmented, targets)
+    assert all(abs(a - b) > 1e-6 for a, b in zip(changed, reference)), (changed, reference)
+
+
 @pytest.fixture(scope="module")
 def t3_csv(tmp_path_factory):
     """14 Training faces (one batch of 8 per epoch) and 14 PublicTest faces."""
