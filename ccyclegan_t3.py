@@ -35,7 +35,8 @@ runs at the same budget:
   learns through it. Why: with R1 off, G pushed by D's emotion head draws fine noise that the head
   reads as the target emotion and the separate judge does not (see the Experiment Log); a head that
   must recognise emotions at every sub-pixel phase of its strided convs, and with part of the face
-  hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default (untried).
+  hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default: in its one
+  ablation so far G stopped drawing noise but drew one template face per emotion (Experiment Log).
 - `--label_planes` (StarGAN) also gives G_enc the target emotion as 7 one-hot planes beside the
   face. Off by default: the label already joins at the bottleneck through T2's transform, which we
   keep, and without planes one encoding of a face serves all six targets.
