@@ -136,6 +136,7 @@ def draw_targets(labels, rng):
 
 
 def fake_targets(batch):
+    """The 6N target emotions of the translations, target-major (T2's order)."""
     return t2.fake_targets(batch.targets["emotions"])
 
 

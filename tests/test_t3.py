@@ -129,6 +129,16 @@ def test_diff_augment_reaches_every_face_d_sees_and_only_with_the_flag():
     np.testing.assert_allclose(losses(plain, identity), reference, rtol=1e-6)
     changed = losses(augmented, targets)
     assert all(abs(a - b) > 1e-6 for a, b in zip(changed, reference)), (changed, reference)
+    # Row 0 is the real face's, rows 1-6 its translations': D's emotion term reads real faces only
+    # (softmax head), G's terms translations only.
+    real_only = {**targets, "augment": np.concatenate([targets["augment"][:, :1], identity["augment"][:, 1:]], 1)}
+    fakes_only = {**targets, "augment": np.concatenate([identity["augment"][:, :1], targets["augment"][:, 1:]], 1)}
+    d_adv, d_cls, g_adv, g_cls = losses(augmented, real_only)
+    assert abs(d_cls - reference[1]) > 1e-6
+    np.testing.assert_allclose([g_adv, g_cls], reference[2:], rtol=1e-5)
+    d_adv, d_cls, g_adv, g_cls = losses(augmented, fakes_only)
+    np.testing.assert_allclose(d_cls, reference[1], rtol=1e-5)
+    assert abs(g_adv - reference[2]) > 1e-6 and abs(g_cls - reference[3]) > 1e-6
 
 
 @pytest.fixture(scope="module")
