@@ -31,7 +31,7 @@ runs at the same budget:
   variation of A (GANimation's smoothness term; off by default, untried here).
 - `--diff_augment` (DiffAugment, Zhao et al. 2020): D sees every face, real or G's, moved by up to 6
   pixels (zeros come in) and with a 24x24 square blanked (DiffAugment's translation 1/8 and cutout
-  1/2), drawn per face and step on the host; G's losses read D through the same augmentation, so G
+  1/2; `--cutout` sets the square, 0 for shifts only), drawn per face and step on the host; G's losses read D through the same augmentation, so G
   learns through it. Why: with R1 off, G pushed by D's emotion head draws fine noise that the head
   reads as the target emotion and the separate judge does not (see the Experiment Log); a head that
   must recognise emotions at every sub-pixel phase of its strided convs, and with part of the face
@@ -86,8 +86,10 @@ class Config(t2.Config):
                                   "'change nothing')", minimum=0)
     lambda_mask_tv: float = arg(0.0, "G: weight of the attention mask's total variation", minimum=0)
     label_planes: bool = arg(False, "G_enc also sees the target emotion as 7 one-hot planes (StarGAN)")
-    diff_augment: bool = arg(False, "D sees every face shifted by up to 6 pixels and with a 24x24 square "
-                                    "blanked, drawn per face; G learns through it (DiffAugment)")
+    diff_augment: bool = arg(False, "D sees every face shifted by up to 6 pixels and with a square "
+                                    "blanked (--cutout), drawn per face; G learns through it (DiffAugment)")
+    cutout: int = arg(24, "with --diff_augment: the side of the blanked square in pixels (0: shifts only)",
+                      minimum=0, below=IMAGE_SIZE + 1)
 
 
 # ## Networks
@@ -122,7 +124,7 @@ def build_networks(config):
     return {"g_enc": g_enc, "g_dec": g_dec, "d": build_discriminator(config)}
 
 
-SHIFT, CUTOUT = IMAGE_SIZE // 8, IMAGE_SIZE // 2  # DiffAugment's ratios: translation 1/8, cutout 1/2
+SHIFT = IMAGE_SIZE // 8  # DiffAugment's translation ratio, 1/8 (its cutout ratio 1/2 is --cutout's 24)
 
 
 def draw_targets(labels, rng):
@@ -218,9 +220,9 @@ def emotion_loss(logits, labels, config):
     return losses.emotion_loss(logits, labels)
 
 
-def diff_augment(faces, params):
+def diff_augment(faces, params, cutout):
     """Faces (M, 48, 48, 1) moved by (dy, dx) pixels, zeros coming in, and blanked (0) on the
-    CUTOUT x CUTOUT square around (cy, cx), by the rows of `params` (M, 4). Written as products
+    cutout x cutout square around (cy, cx), by the rows of `params` (M, 4). Written as products
     with 0/1 matrices, so that G's gradient passes through on every backend."""
     pixels = ops.arange(IMAGE_SIZE, dtype="int32")
     dy, dx, cy, cx = (params[:, i, None] for i in range(4))
@@ -229,7 +231,7 @@ def diff_augment(faces, params):
         return ops.cast(ops.equal(pixels[None, None, :], pixels[None, :, None] - offsets[:, :, None]), faces.dtype)
 
     def outside(centres):  # (M, 48): whether each row (column) lies outside the square
-        return ops.logical_or(pixels[None, :] < centres - CUTOUT // 2, pixels[None, :] >= centres + CUTOUT // 2)
+        return ops.logical_or(pixels[None, :] < centres - cutout // 2, pixels[None, :] >= centres + (cutout + 1) // 2)
     moved = ops.matmul(ops.matmul(shift(dy), faces[..., 0]), ops.transpose(shift(dx), (0, 2, 1)))
     kept = ops.logical_or(outside(cy)[:, :, None], outside(cx)[:, None, :])
     return (moved * ops.cast(kept, faces.dtype))[..., None]
@@ -241,7 +243,8 @@ def seen_by_d(batch, config):
         return (lambda faces: faces), (lambda faces: faces)
     augment = batch.targets["augment"]
     fakes = ops.reshape(ops.transpose(augment[:, 1:], (1, 0, 2)), (-1, 4))
-    return (lambda faces: diff_augment(faces, augment[:, 0])), (lambda faces: diff_augment(faces, fakes))
+    return (lambda faces: diff_augment(faces, augment[:, 0], config.cutout),
+            lambda faces: diff_augment(faces, fakes, config.cutout))
 
 
 def total_variation(masks):

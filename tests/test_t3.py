@@ -86,20 +86,24 @@ def test_reconstruction_follows_the_cycle_the_run_trained():
     assert not np.allclose(ops.convert_to_numpy(own), ops.convert_to_numpy(detour), atol=1e-3)
 
 
-def test_diff_augment_moves_and_blanks_each_face_by_its_drawn_params():
+@pytest.mark.parametrize("cutout", [24, 5, 0])
+def test_diff_augment_moves_and_blanks_each_face_by_its_drawn_params(cutout):
     """Against a loop over pixels: row i, column k of the result is the face's (i - dy, k - dx), zero
-    off the edge, and 0 on the 24x24 square [cy - 12, cy + 12) x [cx - 12, cx + 12)."""
+    off the edge, and 0 on the cutout x cutout square whose rows are cy - cutout // 2, ... (and
+    columns likewise); --cutout 0 shifts only."""
     from keras import ops
     faces = np.random.default_rng(4).uniform(-1, 1, (3, 48, 48, 1)).astype(np.float32)
     params = np.array([[2, -3, 100, 100], [0, 0, 10, 40], [-6, 6, 0, 47]], np.int32)
-    out = ops.convert_to_numpy(ccyclegan_t3.diff_augment(ops.convert_to_tensor(faces), ops.convert_to_tensor(params)))
+    out = ops.convert_to_numpy(ccyclegan_t3.diff_augment(ops.convert_to_tensor(faces), ops.convert_to_tensor(params),
+                                                         cutout))
     for face, result, (dy, dx, cy, cx) in zip(faces[..., 0], out[..., 0], params):
         expected = np.zeros_like(face)
         for i in range(48):
             for k in range(48):
                 if 0 <= i - dy < 48 and 0 <= k - dx < 48:
                     expected[i, k] = face[i - dy, k - dx]
-        expected[max(cy - 12, 0):cy + 12, max(cx - 12, 0):cx + 12] = 0
+        low_y, low_x = max(cy - cutout // 2, 0), max(cx - cutout // 2, 0)
+        expected[low_y:cy - cutout // 2 + cutout, low_x:cx - cutout // 2 + cutout] = 0
         np.testing.assert_array_equal(result, expected)
 
 
