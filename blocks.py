@@ -34,6 +34,20 @@ def conv_block(x, filters, *, strides=2, kernel_size=4, padding="same", transpos
     return layers.Activation(activation)(x)
 
 
+def upsample_block(x, filters, size, *, resize=False, **conv):
+    """x -> a (size, size) map through `conv_block`: a 4x4 stride-2 transposed conv with valid padding
+    (T2's; output padding makes up an odd size), or with `resize` a bilinear resize to size + 2 and a
+    3x3 valid conv. A transposed conv whose stride the kernel overlaps unevenly or whose taps learn
+    different weights paints a period-2 pattern on its output (the checkerboard of Odena et al.
+    2016, "Deconvolution and Checkerboard Artifacts"); after a resize every output pixel is made the
+    same way, so a smooth input gives a smooth output."""
+    if resize:
+        x = layers.Resizing(size + 2, size + 2, interpolation="bilinear")(x)
+        return conv_block(x, filters, strides=1, kernel_size=3, padding="valid", **conv)
+    output_padding = size - (2 * (x.shape[1] - 1) + 4)
+    return conv_block(x, filters, transpose=True, padding="valid", output_padding=output_padding or None, **conv)
+
+
 @keras.saving.register_keras_serializable(package="ccyclegan")
 class InstanceNormalization(layers.GroupNormalization):
     """Keras' GroupNormalization(groups=-1) -- instance norm, one group per channel -- whose

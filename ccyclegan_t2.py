@@ -79,18 +79,19 @@ def skip_inputs(g_enc):
     return [keras.Input(tuple(z.shape[1:]), name=f"z{i + 1}") for i, z in enumerate(g_enc.outputs)]
 
 
-def decoder(skips, target, f):
+def decoder(skips, target, f, resize=False):
     """skips + target label -> the 23x23 maps (joined with the first skip) that the last layer turns
-    into a 48x48 face."""
+    into a 48x48 face. `resize`: upsample by bilinear resizes and convs instead of transposed convs
+    (T3's --upsample resize; the first layer, from the 1x1 code, is a dense layer either way)."""
     # The transform: mix the bottleneck code with the requested emotion.
     code = layers.Concatenate()([layers.Flatten()(skips[3]), blocks.OneHot()(target)])
     code = layers.LeakyReLU(0.2)(layers.Dense(8 * f + NUM_CLASSES)(code))
     u = layers.Conv2D(8 * f, 1)(layers.Reshape((1, 1, 8 * f + NUM_CLASSES))(code))
     u = blocks.conv_block(u, 4 * f, transpose=True, padding="valid", activation="relu")   # 4x4
-    u = blocks.conv_block(layers.Concatenate()([u, skips[2]]), 2 * f, transpose=True, padding="valid",
-                   activation="relu")                                              # 10x10
-    u = blocks.conv_block(layers.Concatenate()([u, skips[1]]), f, transpose=True, padding="valid",
-                   output_padding=1, activation="relu")                            # 23x23
+    u = blocks.upsample_block(layers.Concatenate()([u, skips[2]]), 2 * f, skips[1].shape[1], resize=resize,
+                              activation="relu")                                   # 10x10
+    u = blocks.upsample_block(layers.Concatenate()([u, skips[1]]), f, skips[0].shape[1], resize=resize,
+                              activation="relu")                                   # 23x23
     return layers.Concatenate()([u, skips[0]])
 
 

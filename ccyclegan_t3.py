@@ -37,6 +37,11 @@ runs at the same budget:
   must recognise emotions at every sub-pixel phase of its strided convs, and with part of the face
   hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default: in its one
   ablation so far G stopped drawing noise but drew one template face per emotion (Experiment Log).
+- `--upsample resize` (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): G_dec grows
+  its maps by a bilinear resize and a 3x3 conv instead of T2's 4x4 stride-2 transposed convs. A
+  transposed conv makes even and odd output pixels from different kernel taps, and the grids of
+  every T2 and T3 run show the period-2 dot pattern this draws; after a resize every output pixel
+  is made the same way. Off by default until its ablation.
 - `--label_planes` (StarGAN) also gives G_enc the target emotion as 7 one-hot planes beside the
   face. Off by default: the label already joins at the bottleneck through T2's transform, which we
   keep, and without planes one encoding of a face serves all six targets.
@@ -86,6 +91,9 @@ class Config(t2.Config):
                                   "'change nothing')", minimum=0)
     lambda_mask_tv: float = arg(0.0, "G: weight of the attention mask's total variation", minimum=0)
     label_planes: bool = arg(False, "G_enc also sees the target emotion as 7 one-hot planes (StarGAN)")
+    upsample: str = arg("transpose", "G_dec's upsampling: transpose (T2's 4x4 stride-2 transposed convs) or "
+                                     "resize (bilinear resize, then a 3x3 conv: no checkerboard)",
+                        choices=("transpose", "resize"))
     diff_augment: bool = arg(False, "D sees every face shifted by up to 6 pixels and with a square "
                                     "blanked (--cutout), drawn per face; G learns through it (DiffAugment)")
     cutout: int = arg(24, "with --diff_augment: the side of the blanked square in pixels (0: shifts only)",
@@ -106,9 +114,14 @@ def build_generator(config):
     else:
         g_enc = keras.Model(face, t2.encoder(face, f), name="g_enc")
     skips = t2.skip_inputs(g_enc)
-    features = t2.decoder(skips, target, f)
+    resize = config.upsample == "resize"
+    features = t2.decoder(skips, target, f, resize=resize)
+    if resize:  # resized once for both heads
+        features = layers.Resizing(IMAGE_SIZE + 2, IMAGE_SIZE + 2, interpolation="bilinear")(features)
 
     def to_48x48(activation, name):
+        if resize:
+            return blocks.Conv2D(1, 3, padding="valid", activation=activation, name=name)(features)
         return blocks.Conv2DTranspose(1, 4, strides=2, padding="valid", activation=activation,
                                       name=name)(features)
     if config.attention:

@@ -187,3 +187,31 @@ def test_translate_evaluate_and_export_load_a_t3_run(straight_t3, t3_csv, tiny_c
     model = export.deployable_generator(straight_t3)
     np.testing.assert_allclose(model.predict_on_batch([faces, np.array([1, 6], np.int32)]),
                                translator.translate(faces, np.array([1, 6])), atol=1e-6)
+
+
+@pytest.mark.parametrize("resize", [False, True])
+def test_upsampling_by_resize_keeps_a_flat_map_flat_where_a_transposed_conv_paints_a_checkerboard(resize):
+    """The reason for --upsample resize, at one of G_dec's blocks with random weights: a constant
+    10x10 map comes out of a transposed conv with a period-2 pattern (even and odd pixels are made by
+    different kernel taps) and out of resize + conv constant, away from the border."""
+    import keras
+    from keras import ops
+    import blocks
+    keras.utils.set_random_seed(1)
+    flat = keras.Input((10, 10, 6))
+    block = keras.Model(flat, blocks.upsample_block(flat, 4, 23, resize=resize, norm=False, activation="linear"))
+    out = ops.convert_to_numpy(block(np.ones((1, 10, 10, 6), np.float32)))[0, 3:-3, 3:-3]
+    assert block.output.shape[1:3] == (23, 23)
+    spread = (out.max(axis=(0, 1)) - out.min(axis=(0, 1))).max()
+    assert (spread < 1e-5) if resize else (spread > 1e-2), spread
+
+
+def test_a_t3_run_with_resize_upsampling_trains_and_loads_everywhere(t3_csv, tmp_path):
+    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--run_name", "r", "--max_steps", 1, "--upsample", "resize",
+               *TINY) == 0
+    folder = tmp_path / "saved_models" / "r"
+    faces = synthetic_faces.draw_faces([3, 0], seed=5)[..., None].astype(np.float32) / 127.5 - 1
+    translated = run_folder.load_translator(folder).translate(faces, np.array([1, 6]))
+    assert translated.shape == (2, 48, 48, 1) and np.isfinite(translated).all()
+    np.testing.assert_allclose(export.deployable_generator(folder).predict_on_batch([faces, np.array([1, 6], np.int32)]),
+                               translated, atol=1e-6)
