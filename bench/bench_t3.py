@@ -1,9 +1,9 @@
 """What each of T3's changes costs per training step, against T2, measured side by side.
 
 T3 (ccyclegan_t3.py) switches each change against T2 by a flag; this prints the seconds per step of
-T3 with every default, of T3 with one change switched at a time (off, or --diff_augment on), of T3
-at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on every step) so that every arm
-does the same kind of step. The arms run in alternating rounds (these machines are noisy; the median
+T3 with every default, of T3 with one change switched at a time (off, or --diff_augment or
+--upsample resize on), of T3 at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on
+every step) so that every arm does the same kind of step. The arms run in alternating rounds (these machines are noisy; the median
 round is reported) on one random batch, and each is reported as a ratio to T3's defaults: what a
 CPU-hour buys at equal steps.
 
@@ -29,6 +29,7 @@ def arms(base_filters, batch_size):
         "  --cycle own_label": (t3, t3.Config(base_filters=base_filters, cycle="own_label", **common)),
         "  --no-attention": (t3, t3.Config(base_filters=base_filters, attention=False, **common)),
         "  --diff_augment": (t3, t3.Config(base_filters=base_filters, diff_augment=True, **common)),
+        "  --upsample resize": (t3, t3.Config(base_filters=base_filters, upsample="resize", **common)),
         f"  --base_filters {2 * base_filters}": (t3, t3.Config(base_filters=2 * base_filters, **common)),
         "T2 (--d_g_ratio 1)": (t2, t2.Config(base_filters=base_filters, **common)),
     }
