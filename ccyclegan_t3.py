@@ -31,17 +31,18 @@ runs at the same budget:
   variation of A (GANimation's smoothness term; off by default, untried here).
 - `--diff_augment` (DiffAugment, Zhao et al. 2020): D sees every face, real or G's, moved by up to 6
   pixels (zeros come in) and with a 24x24 square blanked (DiffAugment's translation 1/8 and cutout
-  1/2; `--cutout` sets the square, 0 for shifts only), drawn per face and step on the host; G's losses read D through the same augmentation, so G
-  learns through it. Why: with R1 off, G pushed by D's emotion head draws fine noise that the head
+  1/2; `--cutout` sets the square, 0 for shifts only), drawn per face and step on the host; G's
+  losses read D through the same augmentation, so G learns through it. Why: with R1 off, G pushed by D's emotion head draws fine noise that the head
   reads as the target emotion and the separate judge does not (see the Experiment Log); a head that
   must recognise emotions at every sub-pixel phase of its strided convs, and with part of the face
-  hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default: in its one
-  ablation so far G stopped drawing noise but drew one template face per emotion (Experiment Log).
+  hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default until a recipe is
+  chosen: with `--g_cl_loss_w 3` G drew one template face per emotion; at weight 1 it translates
+  and keeps more of the face, with the checkerboard below (Experiment Log).
 - `--upsample resize` (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts"): G_dec grows
   its maps by a bilinear resize and a 3x3 conv instead of T2's 4x4 stride-2 transposed convs. A
   transposed conv makes even and odd output pixels from different kernel taps, and the grids of
-  every T2 and T3 run show the period-2 dot pattern this draws; after a resize every output pixel
-  is made the same way. Off by default until its ablation.
+  the DiffAugment runs show the period-2 dots this draws; after a resize every output pixel is made
+  the same way. Off by default until its ablation.
 - `--label_planes` (StarGAN) also gives G_enc the target emotion as 7 one-hot planes beside the
   face. Off by default: the label already joins at the bottleneck through T2's transform, which we
   keep, and without planes one encoding of a face serves all six targets.
