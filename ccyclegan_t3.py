@@ -32,8 +32,9 @@ runs at the same budget:
 - `--diff_augment` (DiffAugment, Zhao et al. 2020): D sees every face, real or G's, moved by up to 6
   pixels (zeros come in) and with a 24x24 square blanked (DiffAugment's translation 1/8 and cutout
   1/2; `--cutout` sets the square, 0 for shifts only), drawn per face and step on the host; G's
-  losses read D through the same augmentation, so G learns through it. Why: with R1 off, G pushed by D's emotion head draws fine noise that the head
-  reads as the target emotion and the separate judge does not (see the Experiment Log); a head that
+  losses read D through the same augmentation, so G learns through it. Why: with R1 off, G pushed
+  by D's emotion head draws fine noise that the head reads as the target emotion and the separate
+  judge does not (see the Experiment Log); a head that
   must recognise emotions at every sub-pixel phase of its strided convs, and with part of the face
   hidden, is harder to fool with a pattern fixed to the pixel grid. Off by default until a recipe is
   chosen: with `--g_cl_loss_w 3` G drew one template face per emotion; at weight 1 it translates

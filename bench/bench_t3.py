@@ -4,8 +4,8 @@ T3 (ccyclegan_t3.py) switches each change against T2 by a flag; this prints the 
 T3 with every default, of T3 with one change switched at a time (off, or --diff_augment or
 --upsample resize on), of T3 at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on
 every step) so that every arm does the same kind of step. The arms run in alternating rounds (these
-machines are noisy; the median round is reported) on one random batch, and each is reported as a ratio to T3's defaults: what a
-CPU-hour buys at equal steps.
+machines are noisy; the median round is reported) on one random batch, and each is reported as a
+ratio to T3's defaults: what a CPU-hour buys at equal steps.
 
     python bench/bench_t3.py [--base_filters 32] [--batch_size 64] [--rounds 3] [--steps 3]
 """

@@ -213,5 +213,5 @@ def test_a_t3_run_with_resize_upsampling_trains_and_loads_everywhere(t3_csv, tmp
     faces = synthetic_faces.draw_faces([3, 0], seed=5)[..., None].astype(np.float32) / 127.5 - 1
     translated = run_folder.load_translator(folder).translate(faces, np.array([1, 6]))
     assert translated.shape == (2, 48, 48, 1) and np.isfinite(translated).all()
-    np.testing.assert_allclose(export.deployable_generator(folder).predict_on_batch([faces, np.array([1, 6], np.int32)]),
-                               translated, atol=1e-6)
+    deployable = export.deployable_generator(folder)
+    np.testing.assert_allclose(deployable.predict_on_batch([faces, np.array([1, 6], np.int32)]), translated, atol=1e-6)
