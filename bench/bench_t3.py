@@ -1,11 +1,12 @@
 """What each of T3's changes costs per training step, against T2, measured side by side.
 
 T3 (ccyclegan_t3.py) switches each change against T2 by a flag; this prints the seconds per step of
-T3 with every default, of T3 with one change switched at a time (off, or --diff_augment or
---upsample resize on), of T3 at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on
-every step) so that every arm does the same kind of step. The arms run in alternating rounds (these
-machines are noisy; the median round is reported) on one random batch, and each is reported as a
-ratio to T3's defaults: what a CPU-hour buys at equal steps.
+T3 with every default, of T3 with one choice switched at a time (R1 on, T2's own-label
+reconstruction, no mask, no DiffAugment, T2's transposed convs), of T3 at twice the width, and of
+T2, all at d_g_ratio 1 (D and G updated on every step) so that every arm does the same kind of
+step. The arms run in alternating rounds (these machines are noisy; the median round is reported) on
+one random batch, and each is reported as a ratio to T3's defaults: what a CPU-hour buys at equal
+steps.
 
     python bench/bench_t3.py [--base_filters 32] [--batch_size 64] [--rounds 3] [--steps 3]
 """
@@ -25,11 +26,11 @@ def arms(base_filters, batch_size):
     common = dict(batch_size=batch_size, d_g_ratio=1)
     return {
         "T3 defaults": (t3, t3.Config(base_filters=base_filters, **common)),
-        "  --r1_gamma 0": (t3, t3.Config(base_filters=base_filters, r1_gamma=0.0, **common)),
+        "  --r1_gamma 1": (t3, t3.Config(base_filters=base_filters, r1_gamma=1.0, **common)),
         "  --cycle own_label": (t3, t3.Config(base_filters=base_filters, cycle="own_label", **common)),
         "  --no-attention": (t3, t3.Config(base_filters=base_filters, attention=False, **common)),
-        "  --diff_augment": (t3, t3.Config(base_filters=base_filters, diff_augment=True, **common)),
-        "  --upsample resize": (t3, t3.Config(base_filters=base_filters, upsample="resize", **common)),
+        "  --no-diff_augment": (t3, t3.Config(base_filters=base_filters, diff_augment=False, **common)),
+        "  --upsample transpose": (t3, t3.Config(base_filters=base_filters, upsample="transpose", **common)),
         f"  --base_filters {2 * base_filters}": (t3, t3.Config(base_filters=2 * base_filters, **common)),
         "T2 (--d_g_ratio 1)": (t2, t2.Config(base_filters=base_filters, **common)),
     }

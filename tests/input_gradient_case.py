@@ -58,10 +58,10 @@ def check_square_sum():
 
 def t3_d_loss(weights_path):
     """T3's D loss with R1 (gamma 10) on a 4-wide D with the weights in `weights_path`, on seeded
-    faces: its total, R1 term and weight gradients as numpy arrays."""
+    faces (as D sees them without DiffAugment): its total, R1 term and weight gradients as numpy arrays."""
     from keras import ops
 
-    config = ccyclegan_t3.Config(base_filters=4, r1_gamma=10.0)
+    config = ccyclegan_t3.Config(base_filters=4, r1_gamma=10.0, diff_augment=False)
     d = ccyclegan_t3.build_discriminator(config)
     with np.load(weights_path) as saved:
         d.set_weights([saved[str(i)] for i in range(len(saved.files))])

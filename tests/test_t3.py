@@ -5,6 +5,7 @@ Networks are 4 channels wide and runs 2 steps long; JAX and torch run tests/inpu
 subprocesses (the backend is fixed per process), the rest runs here on TensorFlow (see conftest).
 """
 import importlib.util
+import json
 import os
 import pathlib
 import subprocess
@@ -145,6 +146,9 @@ def test_diff_augment_reaches_every_face_d_sees_and_only_with_the_flag():
     assert abs(g_adv - reference[2]) > 1e-6 and abs(g_cls - reference[3]) > 1e-6
 
 
+EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24"]  # T3's defaults leave R1 and the square off
+
+
 @pytest.fixture(scope="module")
 def t3_csv(tmp_path_factory):
     """14 Training faces (one batch of 8 per epoch) and 14 PublicTest faces."""
@@ -154,15 +158,16 @@ def t3_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight_t3(t3_csv, tmp_path_factory):
-    """A 2-step T3 run with every change on (the defaults), uninterrupted (over an epoch boundary)."""
+    """A 2-step T3 run with every change on (the defaults, plus R1 and DiffAugment's square), uninterrupted
+    (over an epoch boundary)."""
     root = tmp_path_factory.mktemp("straight_t3")
-    assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *TINY) == 0
+    assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *EVERY_CHANGE, *TINY) == 0
     return root / "saved_models" / "r"
 
 
 def test_t3_logs_its_terms_and_resumes_exactly_like_an_uninterrupted_run(straight_t3, t3_csv, tmp_path):
     assert {"D/adv", "D/cls", "D/r1", "G/adv", "G/cls", "G/cyc", "G/mask", "G/mask_tv"} <= set(log(straight_t3)[0])
-    args = ["--data", t3_csv, "--run_name", "r", *TINY]
+    args = ["--data", t3_csv, "--run_name", "r", *EVERY_CHANGE, *TINY]
     assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 1) == 0
     assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 2, "--resume") == 0
     resumed, straight = arrays(tmp_path / "saved_models" / "r"), arrays(straight_t3)
@@ -206,12 +211,29 @@ def test_upsampling_by_resize_keeps_a_flat_map_flat_where_a_transposed_conv_pain
     assert (spread < 1e-5) if resize else (spread > 1e-2), spread
 
 
-def test_a_t3_run_with_resize_upsampling_trains_and_loads_everywhere(t3_csv, tmp_path):
-    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--run_name", "r", "--max_steps", 1, "--upsample", "resize",
-               *TINY) == 0
+def test_a_t3_run_with_transposed_upsampling_trains_and_loads_everywhere(t3_csv, tmp_path):
+    """T2's upsampling, T3's other choice (the straight run above resizes)."""
+    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--run_name", "r", "--max_steps", 1, "--upsample",
+               "transpose", *TINY) == 0
     folder = tmp_path / "saved_models" / "r"
     faces = synthetic_faces.draw_faces([3, 0], seed=5)[..., None].astype(np.float32) / 127.5 - 1
     translated = run_folder.load_translator(folder).translate(faces, np.array([1, 6]))
     assert translated.shape == (2, 48, 48, 1) and np.isfinite(translated).all()
     deployable = export.deployable_generator(folder)
     np.testing.assert_allclose(deployable.predict_on_batch([faces, np.array([1, 6], np.int32)]), translated, atol=1e-6)
+
+
+def test_a_t3_run_folder_older_than_its_defaults_loads_and_resumes_as_it_trained(t3_csv, tmp_path):
+    """A config.json written before --upsample, --diff_augment and --cutout existed (or before their
+    defaults changed) means transposed convs, no augmentation and a 24-pixel square, not today's defaults."""
+    args = ["--data", t3_csv, "--run_name", "old", *TINY]
+    assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 1, "--upsample", "transpose", "--no-diff_augment") == 0
+    folder = tmp_path / "saved_models" / "old"
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                     if k not in ("upsample", "diff_augment", "cutout")}))
+    faces = np.zeros((1, 48, 48, 1), np.float32)
+    assert run_folder.load_translator(folder).translate(faces, np.array([2])).shape == (1, 48, 48, 1)
+    assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 2, "--resume") == 0
+    resumed = json.loads((folder / "config.json").read_text())
+    assert (resumed["upsample"], resumed["diff_augment"], resumed["cutout"]) == ("transpose", False, 24)
