@@ -48,8 +48,9 @@ runs at the same budget:
   the DiffAugment runs show the period-2 dots this draws; after a resize every output pixel is made
   the same way. The default: at 896 steps the judge read fewer of its translations as the target
   (mean relative accuracy 0.291 against 0.560, balanced epochs), but only its grids were clean
-  (with transposed convs dots and blocks covered every face), and trained on to 1,792 steps it is
-  the Experiment Log's best row (0.666, minimum 0.390). `--upsample transpose` is T2's.
+  (with transposed convs dots and blocks covered every face), and trained on to 1,792 steps it has
+  the Experiment Log's best minimum, KID and reconstruction (mean 0.666, minimum 0.390).
+  `--upsample transpose` is T2's.
 - `--label_planes` (StarGAN) also gives G_enc the target emotion as 7 one-hot planes beside the
   face. Off by default: the label already joins at the bottleneck through T2's transform, which we
   keep, and without planes one encoding of a face serves all six targets.
