@@ -63,9 +63,10 @@ runs at the same budget:
   and G are updated alternately 1:1 (Mescheder et al., StarGAN v2), so every step also trains G.
 Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks, the BCE
 adversarial loss, all six other emotions per face per step, lambda_cl = lambda_cyc = 1, G's moving
-average (`--ema_decay 0.999`), 64 channels. With every default on, G's forward pass costs about
-twice T2's (each translation is encoded and decoded again); R1, where switched on, adds a
-second-order backward pass through D on the real faces.
+average (`--ema_decay 0.999`), 64 channels. With every default on, a training step costs about 3.8x
+T2's on a 2-core CPU (bench/bench_t3.py): half of it is the resize upsampling, most of the rest the
+cycle (each translation is encoded and decoded again); R1, where switched on, adds a second-order
+backward pass through D on the real faces.
 
     python ccyclegan_t3.py --data datasets/fer2013.csv          # train (see --help)
     python ccyclegan_t3.py --demo                              # minutes on CPU, synthetic faces
