@@ -114,7 +114,7 @@ class Config(t2.Config):
                                    "--cutout), drawn per face; G learns through it (DiffAugment)")
     cutout: int = arg(0, "with --diff_augment: the side of the blanked square in pixels (0: shifts only)",
                       minimum=0, below=IMAGE_SIZE + 1)
-    # T3 runs written before these flags (or before their defaults changed) trained with these values.
+    # T3 runs written before these flags existed (their config.json lacks them) trained with these values.
     PREDATED = {**t2.Config.PREDATED, "upsample": "transpose", "diff_augment": False, "cutout": 24}
 
 
