@@ -224,8 +224,8 @@ def test_a_t3_run_with_transposed_upsampling_trains_and_loads_everywhere(t3_csv,
 
 
 def test_a_t3_run_folder_older_than_its_defaults_loads_and_resumes_as_it_trained(t3_csv, tmp_path):
-    """A config.json written before --upsample, --diff_augment and --cutout existed (or before their
-    defaults changed) means transposed convs, no augmentation and a 24-pixel square, not today's defaults."""
+    """A config.json written before --upsample, --diff_augment and --cutout existed (it lacks them) means
+    transposed convs, no augmentation and a 24-pixel square, not today's defaults."""
     args = ["--data", t3_csv, "--run_name", "old", *TINY]
     assert run(ccyclegan_t3, tmp_path, *args, "--max_steps", 1, "--upsample", "transpose", "--no-diff_augment") == 0
     folder = tmp_path / "saved_models" / "old"
