@@ -154,6 +154,8 @@ def markdown_table(runs: list[Run]) -> str:
 PANELS = (("fid", "mean FID ({extractor} features)"), ("kid", "mean KID ({extractor} features)"),
           ("accuracy", "expression accuracy (mean)"), ("relative_accuracy", "relative accuracy (mean)"),
           ("min_relative_accuracy", "relative accuracy (minimum)"), ("rec_l1", "reconstruction L1"))
+SERIES_MARKERS = ("o", "s", "^", "D", "v")
+LEGEND_ROW_INCHES = 0.22
 RELATIVE_PANELS = ("relative_accuracy", "min_relative_accuracy")  # where 1.0 is "as recognisable as real faces"
 
 
@@ -177,19 +179,26 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
     split, --max_per_class or classifier), a lone evaluation as a point; written atomically. Only
     evaluations by the classifier of the run's latest (the table's) are drawn: an older judge's
     numbers are on another scale."""
-    figure, axes = plt.subplots(2, len(PANELS) // 2, figsize=(15, 7.6), sharex=True)
-    axes = axes.ravel()
+    curves = []
     for run in runs:
         judge = run.records[-1].get("extractor_id")
         series = {key: records for key, records in comparable_series(run).items() if key[2] == judge}
         for (split, max_per_class, _), records in series.items():
             label = run.id if len(series) == 1 else f"{run.id} ({split}, max_per_class {max_per_class})"
-            x = [record.get("step") if record.get("step") is not None else i + 1
-                 for i, record in enumerate(records)]
-            style = dict(marker="o", linestyle="-" if len(records) > 1 else "none", label=label)
-            for ax, (key, _) in zip(axes, PANELS):
-                y = [_panel_value(record, key) for record in records]
-                ax.plot(x, [float("nan") if v is None else v for v in y], **style)
+            curves.append((label, records))
+    # The legend goes below the panels, one row per three series, so it covers no curve.
+    legend_rows = math.ceil((len(curves) + 2) / 3)
+    figure, axes = plt.subplots(2, len(PANELS) // 2, figsize=(15, 7.6 + LEGEND_ROW_INCHES * legend_rows),
+                                sharex=True)
+    axes = axes.ravel()
+    for index, (label, records) in enumerate(curves):
+        x = [record.get("step") if record.get("step") is not None else i + 1 for i, record in enumerate(records)]
+        # tab10 has ten colours: past ten series the marker tells them apart.
+        style = dict(color=f"C{index % 10}", marker=SERIES_MARKERS[index // 10 % len(SERIES_MARKERS)],
+                     linestyle="-" if len(records) > 1 else "none", label=label)
+        for ax, (key, _) in zip(axes, PANELS):
+            y = [_panel_value(record, key) for record in records]
+            ax.plot(x, [float("nan") if v is None else v for v in y], **style)
     extractor = runs[0].records[-1].get("extractor", "?")
     for ax, (_, title) in zip(axes, PANELS):
         ax.set_title(title.format(extractor=extractor))
@@ -203,8 +212,14 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
         panel[key].axhline(1.0, color="grey", linestyle=":", label="as recognisable as real faces")
         panel[key].set_ylim(bottom=0)
     panel["rec_l1"].set_ylim(bottom=0)
-    panel["accuracy"].legend(fontsize="small")
-    figure.tight_layout()
+    handles = {}  # each label once: the runs (every panel has them) and the two reference lines
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    legend_height = LEGEND_ROW_INCHES * legend_rows / figure.get_figheight()
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize="small",
+                  frameon=False)
+    figure.tight_layout(rect=(0, legend_height, 1, 1))
     with atomic.replacing(path) as temporary:
         figure.savefig(temporary, dpi=100)
     plt.close(figure)

@@ -131,3 +131,22 @@ def test_the_plot_draws_only_the_latest_judges_evaluations(tmp_path, monkeypatch
     compare_runs.plot_runs([run], tmp_path / "plot.png")
     fid_panel = figures[0].axes[0]
     assert [list(line.get_ydata()) for line in fid_panel.get_lines()] == [[30.0]]
+
+
+def test_every_series_has_its_own_look_and_the_legend_covers_no_panel(tmp_path, monkeypatch):
+    """The log has more runs than tab10 has colours: each keeps a colour/marker of its own, and
+    every run is named in a legend below the panels, not over a curve."""
+    runs = [compare_runs.load_run(make_run(tmp_path / f"run{i:02d}", {"run_name": f"run{i:02d}"},
+                                           [evaluation(1, 50.0 + i, 0.5, 0.3), evaluation(2, 40.0 + i, 0.4, 0.4)]))
+            for i in range(23)]
+    figures = []
+    monkeypatch.setattr(compare_runs.plt, "close", figures.append)
+    compare_runs.plot_runs(runs, tmp_path / "plot.png")
+    figure = figures[0]
+    looks = [(line.get_color(), line.get_marker()) for line in figure.axes[0].get_lines()]
+    assert len(looks) == 23 and len(set(looks)) == 23
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()][:23] == [f"run{i:02d}" for i in range(23)]
+    renderer = figure.canvas.get_renderer()
+    legend_box = legend.get_window_extent(renderer)
+    assert not any(legend_box.overlaps(ax.get_tightbbox(renderer)) for ax in figure.axes)
