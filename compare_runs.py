@@ -155,7 +155,7 @@ PANELS = (("fid", "mean FID ({extractor} features)"), ("kid", "mean KID ({extrac
           ("accuracy", "expression accuracy (mean)"), ("relative_accuracy", "relative accuracy (mean)"),
           ("min_relative_accuracy", "relative accuracy (minimum)"), ("rec_l1", "reconstruction L1"))
 SERIES_MARKERS = ("o", "s", "^", "D", "v")
-LEGEND_ROW_INCHES = 0.22
+LEGEND_COLUMNS, LEGEND_ROW_INCHES = 3, 0.22
 RELATIVE_PANELS = ("relative_accuracy", "min_relative_accuracy")  # where 1.0 is "as recognisable as real faces"
 
 
@@ -186,10 +186,7 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
         for (split, max_per_class, _), records in series.items():
             label = run.id if len(series) == 1 else f"{run.id} ({split}, max_per_class {max_per_class})"
             curves.append((label, records))
-    # The legend goes below the panels, one row per three series, so it covers no curve.
-    legend_rows = math.ceil((len(curves) + 2) / 3)
-    figure, axes = plt.subplots(2, len(PANELS) // 2, figsize=(15, 7.6 + LEGEND_ROW_INCHES * legend_rows),
-                                sharex=True)
+    figure, axes = plt.subplots(2, len(PANELS) // 2, figsize=(15, 7.6), sharex=True)
     axes = axes.ravel()
     for index, (label, records) in enumerate(curves):
         x = [record.get("step") if record.get("step") is not None else i + 1 for i, record in enumerate(records)]
@@ -216,10 +213,12 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, handle)
-    legend_height = LEGEND_ROW_INCHES * legend_rows / figure.get_figheight()
-    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize="small",
+    # The legend goes below the panels, in a strip the figure grows by, so it covers no curve.
+    legend_inches = LEGEND_ROW_INCHES * math.ceil(len(handles) / LEGEND_COLUMNS)
+    figure.set_figheight(figure.get_figheight() + legend_inches)
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=LEGEND_COLUMNS, fontsize="small",
                   frameon=False)
-    figure.tight_layout(rect=(0, legend_height, 1, 1))
+    figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 1))
     with atomic.replacing(path) as temporary:
         figure.savefig(temporary, dpi=100)
     plt.close(figure)
