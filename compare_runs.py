@@ -201,7 +201,7 @@ def plot_runs(runs: list[Run], path) -> pathlib.Path:
         ax.set_title(title.format(extractor=extractor))
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # five-digit steps, no overlap
     panel = {key: ax for ax, (key, _) in zip(axes, PANELS)}
     panel["accuracy"].axhline(1 / 7, color="grey", linestyle=":", label="chance (1/7)")
     panel["accuracy"].set_ylim(0, 1)
