@@ -31,7 +31,9 @@ runs at the same budget:
   regulariser `--lambda_mask` adds the mean of A over every pass of G: the mask tends to saturate at
   1, where G does nothing (the cycle and adversarial losses are then met; only the classification
   loss objects), and the penalty keeps G changing the face. `--lambda_mask_tv` adds the total
-  variation of A (GANimation's smoothness term; off by default, untried here).
+  variation of A (GANimation's smoothness term). Off by default: the strokes in T3's grids are thin
+  curves of the mask, but on the shipped run weight 4 cut the mask's variation by about 40 % in
+  1,792 steps, kept most strokes and took expression below the targets (Experiment Log).
 - `--diff_augment` (DiffAugment, Zhao et al. 2020; on by default): D sees every face, real or G's,
   moved by up to 6 pixels (zeros come in; DiffAugment's translation 1/8), drawn per face and step on
   the host; G's losses read D through the same augmentation, so G learns through it. Why: with R1
