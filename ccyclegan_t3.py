@@ -34,6 +34,8 @@ runs at the same budget:
   variation of A (GANimation's smoothness term). Off by default: the strokes in T3's grids are thin
   curves of the mask, but on the shipped run weight 4 cut the mask's variation by about 40 % in
   1,792 steps, kept most strokes and took expression below the targets (Experiment Log).
+  `--mask_resolution N` averages the mask down to N x N and resizes it back (bilinear), so that it
+  cannot draw a curve thinner than 48/N pixels; it adds no weights, so a run branches into it.
 - `--diff_augment` (DiffAugment, Zhao et al. 2020; on by default): D sees every face, real or G's,
   moved by up to 6 pixels (zeros come in; DiffAugment's translation 1/8), drawn per face and step on
   the host; G's losses read D through the same augmentation, so G learns through it. Why: with R1
@@ -112,6 +114,9 @@ class Config(t2.Config):
     lambda_mask: float = arg(0.1, "G: weight of the mean attention mask (keeps it from saturating at "
                                   "'change nothing')", minimum=0)
     lambda_mask_tv: float = arg(0.0, "G: weight of the attention mask's total variation", minimum=0)
+    mask_resolution: int = arg(IMAGE_SIZE, "the attention mask is averaged down to this size and resized "
+                                           "back (bilinear): no curve thinner than 48 / N pixels",
+                               choices=(IMAGE_SIZE, IMAGE_SIZE // 2, IMAGE_SIZE // 3, IMAGE_SIZE // 4))
     label_planes: bool = arg(False, "G_enc also sees the target emotion as 7 one-hot planes (StarGAN)")
     upsample: str = arg("resize", "G_dec's upsampling: resize (bilinear resize, then a 3x3 conv: no "
                                   "checkerboard) or transpose (T2's 4x4 stride-2 transposed convs)",
@@ -152,8 +157,22 @@ def build_generator(config):
         outputs = [to_48x48("tanh", "colour"), to_48x48("sigmoid", "mask")]
     else:
         outputs = to_48x48("tanh", None)
-    g_dec = keras.Model([*skips, target], outputs, name="g_dec")
+    coarse_mask = config.attention and config.mask_resolution != IMAGE_SIZE
+    g_dec = keras.Model([*skips, target], outputs, name="g_dec_full_mask" if coarse_mask else "g_dec")
+    if coarse_mask:
+        g_dec = with_coarse_mask(g_dec, config.mask_resolution)
     return g_enc, g_dec
+
+
+def with_coarse_mask(g_dec, resolution):
+    """g_dec whose mask is averaged down to resolution x resolution and resized back (bilinear). It
+    wraps g_dec rather than rebuilding it: the same weights in the same order, so a run branches
+    into it from a 48x48 checkpoint."""
+    inputs = [keras.Input(x.shape[1:], dtype=x.dtype, name=x.name) for x in g_dec.inputs]
+    colour, mask = g_dec(inputs)
+    mask = layers.AveragePooling2D(IMAGE_SIZE // resolution)(mask)
+    mask = layers.Resizing(IMAGE_SIZE, IMAGE_SIZE, interpolation="bilinear", name="mask")(mask)
+    return keras.Model(inputs, [colour, mask], name="g_dec")
 
 
 def build_networks(config):
@@ -214,6 +233,11 @@ def translate_copies(nets, images, labels, copies):
 
 def translate(nets, images, target_labels):
     return decode(nets, encode(nets, images, target_labels), images, target_labels)[0]
+
+
+def attention_masks(nets, images, target_labels):
+    """The masks A of translate's faces (figures.py --masks); None without --attention."""
+    return decode(nets, encode(nets, images, target_labels), images, target_labels)[1]
 
 
 def reconstruct(nets, images, labels, config):

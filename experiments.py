@@ -50,6 +50,9 @@ class Experiment(Protocol):
         """The faces rebuilt the way the run's cycle/reconstruction loss rebuilds them (a sample
         grid's last column; evaluate.py's reconstruction L1 always goes through the translation)."""
 
+    # Optional: attention_masks(nets, images, target_labels) -> G's masks (N, 48, 48, 1) in [0, 1]
+    # for translate's faces, or None where the run's G has none (figures.py --masks).
+
 
 FUNCTIONS = ("build_networks", "draw_targets", "generate", "discriminator_loss", "generator_loss",
              "translate", "reconstruct")

@@ -9,6 +9,8 @@ clean frontal photograph of PublicTest in a seeded order -- a rule in code, not 
 - <out>/<run>_gallery.png: the same faces enlarged 4x side by side on a grey canvas, given to
   translate.py's pipeline as one photo: detected, cropped the FER2013 way, translated; rows left
   to right on the canvas.
+- with --masks, <out>/<run>_masks.png: G's attention masks for the grid's translations (T3 with
+  --attention), white where the input's pixel is kept, black where G's colour replaces it.
 Bad input (no data, no generator) stops with one `error: ...` line, exit status 2.
 """
 import argparse
@@ -22,7 +24,7 @@ import data_loader
 import grids
 import run_folder
 import translate
-from data_loader import IMAGE_SIZE, DataError
+from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, DataError
 
 GALLERY_SCALE, GALLERY_MARGIN = 4, 64   # faces enlarged 4x, 64 grey pixels around each
 
@@ -46,13 +48,22 @@ def write_gallery(path, translator, faces, title):
     return len(crops)
 
 
+def write_mask_grid(path, translator, faces, labels, title):
+    """The attention masks of the sample grid's translations, beside their input faces."""
+    n = len(faces)
+    masks = translator.masks(np.tile(faces, (NUM_CLASSES, 1, 1, 1)), np.repeat(np.arange(NUM_CLASSES), n))
+    return grids.write_grid(path, [faces, *np.split(2.0 * masks - 1.0, NUM_CLASSES)], ["input", *EMOTIONS],
+                            [EMOTIONS[int(label)] for label in labels], title=title)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("run_dir", help="a finished run's folder (saved_models/<run>)")
     parser.add_argument("--data", default=None, help="FER2013 CSV, image folder or .npz (None: datasets/fer2013.csv)")
     parser.add_argument("--seed", type=int, default=0, help="the fixed faces' seed (training's --seed)")
-    parser.add_argument("--out", default="docs", help="folder for <run>_grid.png and <run>_gallery.png")
+    parser.add_argument("--out", default="docs", help="folder for the PNGs")
+    parser.add_argument("--masks", action="store_true", help="also <run>_masks.png: G's attention masks (T3)")
     args = parser.parse_args(argv)
     run = pathlib.Path(args.run_dir)
     try:
@@ -61,13 +72,20 @@ def main(argv=None):
     except (DataError, run_folder.RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.masks and not translator.has_masks():
+        print(f"error: {run}: its generator has no attention masks (--masks needs T3 with --attention)",
+              file=sys.stderr)
+        return 2
     faces, labels = data_loader.fixed_faces(split, seed=args.seed)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     grid = grids.write_sample_grid(out / f"{run.name}_grid.png", translator, faces, labels, title=run.name)
     found = write_gallery(out / f"{run.name}_gallery.png", translator, data_loader.to_uint8(faces),
                           f"{len(faces)} PublicTest faces on one canvas -> {run.name}")
-    print(f"{grid}; {out / f'{run.name}_gallery.png'} ({found} of {len(faces)} faces detected)")
+    written = [grid, out / f"{run.name}_gallery.png"]
+    if args.masks:
+        written.append(write_mask_grid(out / f"{run.name}_masks.png", translator, faces, labels, run.name))
+    print(f"{'; '.join(map(str, written))} ({found} of {len(faces)} faces detected in the gallery)")
     return 0
 
 

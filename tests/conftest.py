@@ -88,18 +88,6 @@ def tiny_classifier_path(tmp_path_factory) -> pathlib.Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_generator(synthetic_csv, tmp_path_factory) -> pathlib.Path:
-    """The run folder of a tiny T2 trained for 2 steps on synthetic faces (its translations are noise)."""
-    import ccyclegan_t2
-
-    out = tmp_path_factory.mktemp("tiny_t2")
-    ccyclegan_t2.main(["--data", str(synthetic_csv), "--output_dir", str(out), "--run_name", "tiny",
-                       "--base_filters", "4", "--batch_size", "16", "--max_steps", "2", "--epochs", "1",
-                       "--sample_interval", "100"])
-    return out / "saved_models" / "tiny"
-
-
 # ---------------------------------------------------------------------------------------------
 # Helpers for tests that start processes (tests/test_distribute.py, tests/test_sweep.py)
 # ---------------------------------------------------------------------------------------------

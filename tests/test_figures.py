@@ -25,11 +25,13 @@ def test_the_gallery_finds_photographs_on_its_canvas(photo, tmp_path):
     assert (tmp_path / "gallery.png").is_file()
 
 
-@pytest.mark.parametrize("what", ["data", "generator"])
+@pytest.mark.parametrize("what", ["data", "generator", "masks"])
 def test_missing_input_is_one_line(what, synthetic_csv, tiny_generator, tmp_path, capsys):
+    """No data, no run folder, or --masks of a generator without attention masks (T2's)."""
     data = tmp_path / "none.csv" if what == "data" else synthetic_csv
     run = tmp_path / "no_run" if what == "generator" else tiny_generator
-    assert figures.main([str(run), "--data", str(data), "--out", str(tmp_path / "docs")]) == 2
+    masks = ["--masks"] if what == "masks" else []
+    assert figures.main([str(run), "--data", str(data), "--out", str(tmp_path / "docs"), *masks]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "docs").exists()

@@ -18,6 +18,7 @@ from PIL import Image
 import ccyclegan_t3
 import evaluate
 import export
+import figures
 import input_gradient_case
 import run_folder
 import synthetic_faces
@@ -69,6 +70,36 @@ def test_attention_keeps_the_input_where_the_mask_is_one():
     mask_head.set_weights([np.zeros(mask_head.kernel.shape), np.full(mask_head.bias.shape, 30.0)])
     translated = ccyclegan_t3.translate(nets, ops.convert_to_tensor(faces), ops.convert_to_tensor([3, 5], "int32"))
     np.testing.assert_array_equal(ops.convert_to_numpy(translated), faces)
+
+
+def upsample_bilinear_2x(maps):
+    """A 2x bilinear upsampling with half-pixel centres, edges clamped, in numpy: (N, H, W, 1) ->
+    (N, 2H, 2W, 1). Each output pixel is 3/4 of its own source pixel and 1/4 of the next one out."""
+    for axis in (1, 2):
+        before = np.concatenate([np.take(maps, [0], axis), np.delete(maps, -1, axis)], axis)
+        after = np.concatenate([np.delete(maps, 0, axis), np.take(maps, [-1], axis)], axis)
+        maps = np.stack([0.75 * maps + 0.25 * before, 0.75 * maps + 0.25 * after], axis + 1)
+        maps = maps.reshape(*maps.shape[:axis], -1, *maps.shape[axis + 2:])
+    return maps
+
+
+def test_a_mask_at_lower_resolution_is_the_full_masks_block_average_resized_with_the_same_weights():
+    """--mask_resolution 24 adds no weights (a 48x48 run's weights load unchanged, so a run can branch
+    into it), and its mask is the 48x48 mask averaged over 2x2 blocks and resized back: smoother."""
+    from keras import ops
+    full = ccyclegan_t3.build_networks(ccyclegan_t3.Config(base_filters=4))
+    coarse = ccyclegan_t3.build_networks(ccyclegan_t3.Config(base_filters=4, mask_resolution=24))
+    for name, net in full.items():
+        coarse[name].set_weights(net.get_weights())
+    faces = ops.convert_to_tensor(np.random.default_rng(3).uniform(-1, 1, (2, 48, 48, 1)).astype(np.float32))
+    labels = ops.convert_to_tensor([1, 4], "int32")
+    masks = {}
+    for resolution, nets in ((48, full), (24, coarse)):
+        skips = ccyclegan_t3.encode(nets, faces, labels)
+        masks[resolution] = ops.convert_to_numpy(ccyclegan_t3.decode(nets, skips, faces, labels)[1])
+    block_average = masks[48].reshape(2, 24, 2, 24, 2, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(masks[24], upsample_bilinear_2x(block_average), atol=1e-6)
+    assert ccyclegan_t3.total_variation(masks[24]) < ccyclegan_t3.total_variation(masks[48])
 
 
 def test_reconstruction_follows_the_cycle_the_run_trained():
@@ -178,6 +209,16 @@ def test_t3_logs_its_terms_and_resumes_exactly_like_an_uninterrupted_run(straigh
     assert without_time(log(tmp_path / "saved_models" / "r")) == without_time(log(straight_t3))
 
 
+def test_figures_draws_a_t3_runs_attention_masks(straight_t3, t3_csv, tmp_path):
+    translator = run_folder.load_translator(straight_t3)
+    faces = synthetic_faces.draw_faces([3, 0], seed=5)[..., None].astype(np.float32) / 127.5 - 1
+    masks = translator.masks(faces, np.array([1, 6]))
+    assert masks.shape == faces.shape and 0 <= masks.min() and masks.max() <= 1 and masks.std() > 0
+    assert figures.main([str(straight_t3), "--data", str(t3_csv), "--out", str(tmp_path), "--masks"]) == 0
+    grid = np.asarray(Image.open(tmp_path / "r_masks.png"))
+    assert grid.ndim == 2 and grid.shape[1] > grid.shape[0]  # 8 columns (input, 7 emotions), 7 rows
+
+
 def test_translate_evaluate_and_export_load_a_t3_run(straight_t3, t3_csv, tiny_classifier_path, tmp_path, capsys):
     face = synthetic_faces.draw_faces([3], seed=5)[0]
     Image.fromarray(face).save(tmp_path / "face.png")
@@ -211,10 +252,10 @@ def test_upsampling_by_resize_keeps_a_flat_map_flat_where_a_transposed_conv_pain
     assert (spread < 1e-5) if resize else (spread > 1e-2), spread
 
 
-def test_a_t3_run_with_transposed_upsampling_trains_and_loads_everywhere(t3_csv, tmp_path):
-    """T2's upsampling, T3's other choice (the straight run above resizes)."""
+def test_a_t3_run_with_transposed_upsampling_and_a_coarse_mask_trains_and_loads_everywhere(t3_csv, tmp_path):
+    """T2's upsampling and a 24x24 mask, the choices the straight run above does not make."""
     assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--run_name", "r", "--max_steps", 1, "--upsample",
-               "transpose", *TINY) == 0
+               "transpose", "--mask_resolution", 24, *TINY) == 0
     folder = tmp_path / "saved_models" / "r"
     faces = synthetic_faces.draw_faces([3, 0], seed=5)[..., None].astype(np.float32) / 127.5 - 1
     translated = run_folder.load_translator(folder).translate(faces, np.array([1, 6]))
