@@ -1,7 +1,8 @@
-"""Translator: an experiment's `translate` and `reconstruct` over given networks, batched, on numpy arrays.
+"""Translator: an experiment's `translate` and `reconstruct` (and attention masks, where G has them) over
+given networks, batched, on numpy arrays.
 
 Used during training (trainer.GAN.translate: sample grids, the evaluation callback) and on a
-finished run's generator (run_folder.load_translator: evaluate.py, translate.py).
+finished run's generator (run_folder.load_translator: evaluate.py, translate.py, figures.py).
 """
 import backend_env  # noqa: F401  (before keras: oneDNN on, TensorFlow's start-up notices muted)
 import keras
