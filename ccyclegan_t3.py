@@ -35,7 +35,9 @@ runs at the same budget:
   curves of the mask, but on the shipped run weight 4 cut the mask's variation by about 40 % in
   1,792 steps, kept most strokes and took expression below the targets (Experiment Log).
   `--mask_resolution N` averages the mask down to N x N and resizes it back (bilinear), so that it
-  cannot draw a curve thinner than 48/N pixels; it adds no weights, so a run branches into it.
+  cannot draw a curve thinner than 48/N pixels; it adds no weights, so a run branches into it. 48
+  (off) by default: branched into the shipped run at 24, G drew the same curves 2 pixels wide and
+  blurred, and expression and reconstruction fell below the targets in 1,792 steps (Experiment Log).
 - `--diff_augment` (DiffAugment, Zhao et al. 2020; on by default): D sees every face, real or G's,
   moved by up to 6 pixels (zeros come in; DiffAugment's translation 1/8), drawn per face and step on
   the host; G's losses read D through the same augmentation, so G learns through it. Why: with R1
