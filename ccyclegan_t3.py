@@ -117,7 +117,7 @@ class Config(t2.Config):
                                   "'change nothing')", minimum=0)
     lambda_mask_tv: float = arg(0.0, "G: weight of the attention mask's total variation", minimum=0)
     mask_resolution: int = arg(IMAGE_SIZE, "the attention mask is averaged down to this size and resized "
-                                           "back (bilinear): no curve thinner than 48 / N pixels",
+                                           "back (bilinear): no curve thinner than 48 / this many pixels",
                                choices=(IMAGE_SIZE, IMAGE_SIZE // 2, IMAGE_SIZE // 3, IMAGE_SIZE // 4))
     label_planes: bool = arg(False, "G_enc also sees the target emotion as 7 one-hot planes (StarGAN)")
     upsample: str = arg("resize", "G_dec's upsampling: resize (bilinear resize, then a 3x3 conv: no "
