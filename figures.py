@@ -24,7 +24,7 @@ import data_loader
 import grids
 import run_folder
 import translate
-from data_loader import EMOTIONS, IMAGE_SIZE, NUM_CLASSES, DataError
+from data_loader import EMOTIONS, IMAGE_SIZE, DataError
 
 GALLERY_SCALE, GALLERY_MARGIN = 4, 64   # faces enlarged 4x, 64 grey pixels around each
 
@@ -50,10 +50,9 @@ def write_gallery(path, translator, faces, title):
 
 def write_mask_grid(path, translator, faces, labels, title):
     """The attention masks of the sample grid's translations, beside their input faces."""
-    n = len(faces)
-    masks = translator.masks(np.tile(faces, (NUM_CLASSES, 1, 1, 1)), np.repeat(np.arange(NUM_CLASSES), n))
-    return grids.write_grid(path, [faces, *np.split(2.0 * masks - 1.0, NUM_CLASSES)], ["input", *EMOTIONS],
-                            [EMOTIONS[int(label)] for label in labels], title=title)
+    masks = [2.0 * mask - 1.0 for mask in grids.to_every_emotion(translator.masks, faces)]  # 1 -> white
+    return grids.write_grid(path, [faces, *masks], ["input", *EMOTIONS], [EMOTIONS[int(label)] for label in labels],
+                            title=title)
 
 
 def main(argv=None):

@@ -39,12 +39,17 @@ def write_grid(path, columns, column_names, row_names, title=""):
     return pathlib.Path(path)
 
 
+def to_every_emotion(function, faces):
+    """`function(images, targets)` of every face for each of the seven emotions, in one call: seven
+    columns, one per emotion."""
+    targets = np.repeat(np.arange(NUM_CLASSES), len(faces))
+    return np.split(np.asarray(function(np.tile(faces, (NUM_CLASSES, 1, 1, 1)), targets)), NUM_CLASSES)
+
+
 def write_sample_grid(path, translator, faces, labels, title=""):
     """The sample grid of a generator (anything with `translate(images, targets)` and
     `reconstruct(images, labels)`): one row per face, columns the input, its translation to each
     of the seven emotions and its reconstruction; returns the path."""
-    n = len(faces)
-    translated = translator.translate(np.tile(faces, (NUM_CLASSES, 1, 1, 1)), np.repeat(np.arange(NUM_CLASSES), n))
-    columns = [faces, *np.split(np.asarray(translated), NUM_CLASSES), translator.reconstruct(faces, labels)]
+    columns = [faces, *to_every_emotion(translator.translate, faces), translator.reconstruct(faces, labels)]
     return write_grid(path, columns, ["input", *EMOTIONS, "recon."], [EMOTIONS[int(label)] for label in labels],
                       title=title)
