@@ -130,6 +130,13 @@ class Config(t2.Config):
     # T3 runs written before these flags existed (their config.json lacks them) trained with these values.
     PREDATED = {**t2.Config.PREDATED, "upsample": "transpose", "diff_augment": False, "cutout": 24}
 
+    def check(self):
+        super().check()
+        # Both shape the attention mask; without one they would be accepted and do nothing.
+        if not self.attention and (self.mask_resolution != IMAGE_SIZE or self.lambda_mask_tv):
+            raise train_config.ConfigError("--mask_resolution and --lambda_mask_tv shape the attention mask; "
+                                           "drop them with --no-attention")
+
 
 # ## Networks
 

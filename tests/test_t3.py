@@ -264,6 +264,14 @@ def test_a_t3_run_with_transposed_upsampling_and_a_coarse_mask_trains_and_loads_
     np.testing.assert_allclose(deployable.predict_on_batch([faces, np.array([1, 6], np.int32)]), translated, atol=1e-6)
 
 
+@pytest.mark.parametrize("mask_flag", [("--mask_resolution", 24), ("--lambda_mask_tv", 0.1)])
+def test_a_mask_flag_without_attention_is_one_error_line_and_writes_nothing(mask_flag, t3_csv, tmp_path, capsys):
+    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--no-attention", *mask_flag, *TINY) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "drop them with --no-attention" in err[0], err
+    assert not any(tmp_path.rglob("*.*")), list(tmp_path.rglob("*"))
+
+
 def test_a_t3_run_folder_older_than_its_defaults_loads_and_resumes_as_it_trained(t3_csv, tmp_path):
     """A config.json written before --upsample, --diff_augment and --cutout existed (it lacks them) means
     transposed convs, no augmentation and a 24-pixel square, not today's defaults."""
