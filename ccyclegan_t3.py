@@ -68,7 +68,8 @@ runs at the same budget:
   seven emotions from 0.03 to 0.21, the mean staying level (0.291 against 0.297; one seed).
 - `--d_g_ratio 1` (T2: 5): 5:1 is the schedule WGAN critics need (WGAN-GP, StarGAN); with R1, D
   and G are updated alternately 1:1 (Mescheder et al., StarGAN v2), so every step also trains G.
-  Switched to 2:1 late in training (at 17,024 steps), D's loss hardly moved and the strokes stayed.
+  Switched to 2:1 late in training (at 17,024 steps), D's loss hardly moved and the strokes stayed
+  (Experiment Log).
 Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks, the BCE
 adversarial loss, all six other emotions per face per step, lambda_cl = lambda_cyc = 1 (the shipped
 generator was trained on with the cycle weight 3, `rec_loss_w`, after 7,168 steps, which cut its

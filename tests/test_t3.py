@@ -269,7 +269,7 @@ def test_a_mask_flag_without_attention_is_one_error_line_and_writes_nothing(mask
     assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--no-attention", *mask_flag, *TINY) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "drop them with --no-attention" in err[0], err
-    assert not any(tmp_path.rglob("*.*")), list(tmp_path.rglob("*"))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
 def test_a_t3_run_folder_older_than_its_defaults_loads_and_resumes_as_it_trained(t3_csv, tmp_path):
