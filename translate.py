@@ -158,10 +158,8 @@ def load_generator(run_dir):
 
 def translate_faces(translator, faces):
     """uint8 faces (N, 48, 48) -> uint8 (N, 7, 48, 48): every face in every emotion, one batch."""
-    faces = np.asarray(faces, np.uint8)
-    x = np.repeat(to_float(faces), NUM_CLASSES, axis=0)
-    targets = np.tile(np.arange(NUM_CLASSES, dtype=np.int32), len(faces))
-    return to_uint8(translator.translate(x, targets)).reshape(len(faces), NUM_CLASSES, IMAGE_SIZE, IMAGE_SIZE)
+    columns = grids.to_every_emotion(translator.translate, to_float(np.asarray(faces, np.uint8)))
+    return to_uint8(np.stack(columns, axis=1)).reshape(len(faces), NUM_CLASSES, IMAGE_SIZE, IMAGE_SIZE)
 
 
 def write_grid(path, faces, translations, title=""):
