@@ -2,11 +2,11 @@
 
 T3 (ccyclegan_t3.py) switches each change against T2 by a flag; this prints the seconds per step of
 T3 with every default, of T3 with one choice switched at a time (R1 on, T2's own-label
-reconstruction, no mask, no DiffAugment, T2's transposed convs), of T3 at twice the width, and of
-T2, all at d_g_ratio 1 (D and G updated on every step) so that every arm does the same kind of
-step. The arms run in alternating rounds (these machines are noisy; the median round is reported) on
-one random batch, and each is reported as a ratio to T3's defaults: what a CPU-hour buys at equal
-steps.
+reconstruction, no mask, no DiffAugment, T2's transposed convs, D's emotion head on blurred faces),
+of T3 at twice the width, and of T2, all at d_g_ratio 1 (D and G updated on every step) so that
+every arm does the same kind of step. The arms run in alternating rounds (these machines are
+noisy; the median round is reported) on one random batch, and each is reported as a ratio to T3's
+defaults: what a CPU-hour buys at equal steps.
 
     python bench/bench_t3.py [--base_filters 32] [--batch_size 64] [--rounds 3] [--steps 3]
 """
@@ -31,6 +31,7 @@ def arms(base_filters, batch_size):
         "  --no-attention": (t3, t3.Config(base_filters=base_filters, attention=False, **common)),
         "  --no-diff_augment": (t3, t3.Config(base_filters=base_filters, diff_augment=False, **common)),
         "  --upsample transpose": (t3, t3.Config(base_filters=base_filters, upsample="transpose", **common)),
+        "  --emotion_blur 1.5": (t3, t3.Config(base_filters=base_filters, emotion_blur=1.5, **common)),
         f"  --base_filters {2 * base_filters}": (t3, t3.Config(base_filters=2 * base_filters, **common)),
         "T2 (--d_g_ratio 1)": (t2, t2.Config(base_filters=base_filters, **common)),
     }

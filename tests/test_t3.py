@@ -177,7 +177,48 @@ def test_diff_augment_reaches_every_face_d_sees_and_only_with_the_flag():
     assert abs(g_adv - reference[2]) > 1e-6 and abs(g_cls - reference[3]) > 1e-6
 
 
-EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24"]  # T3's defaults leave R1 and the square off
+@pytest.mark.parametrize("sigma", [1.0, 1.5])
+def test_gaussian_blur_is_scipys_gaussian_filter_with_zeros_outside(sigma):
+    from keras import ops
+    from scipy import ndimage
+    faces = np.random.default_rng(6).uniform(-1, 1, (2, 48, 48, 1)).astype(np.float32)
+    blurred = ops.convert_to_numpy(ccyclegan_t3.gaussian_blur(ops.convert_to_tensor(faces), sigma))
+    expected = ndimage.gaussian_filter(faces, (0, sigma, sigma, 0), mode="constant", cval=0.0, truncate=2.0)
+    np.testing.assert_allclose(blurred, expected, atol=1e-5)
+
+
+def test_emotion_blur_reaches_only_what_ds_emotion_head_reads():
+    """With --emotion_blur the real/fake terms of D and G are as without it, and the emotion terms are
+    those of the faces blurred beforehand: D's on the real faces, G's on its translations."""
+    from keras import ops
+    import trainer
+    rng = np.random.default_rng(7)
+    images = rng.uniform(-1, 1, (3, 48, 48, 1)).astype(np.float32)
+    labels = np.array([1, 2, 4], np.int32)
+    targets = {k: ops.convert_to_tensor(v) for k, v in ccyclegan_t3.draw_targets(labels, rng).items()}
+    sharp, blurred = (ccyclegan_t3.Config(base_filters=4, diff_augment=False, emotion_blur=sigma) for sigma in (0, 1.5))
+    nets = ccyclegan_t3.build_networks(sharp)
+    blur = lambda faces: ccyclegan_t3.gaussian_blur(faces, 1.5)  # noqa: E731
+    batch = trainer.Batch(ops.convert_to_tensor(images), ops.convert_to_tensor(labels), targets)
+    generated = ccyclegan_t3.generate(nets, batch, sharp)
+    d_terms = lambda config, batch: ccyclegan_t3.discriminator_loss(nets, batch, generated, config)[1]  # noqa: E731
+    g_terms = lambda config, fakes: ccyclegan_t3.generator_loss(  # noqa: E731
+        nets, batch, {**generated, "fakes": fakes}, config)[1]
+    value = lambda x: float(ops.convert_to_numpy(x))  # noqa: E731
+    blurred_batch = trainer.Batch(blur(batch.images), batch.labels, targets)
+    d_sharp, d_blurred, d_pre = d_terms(sharp, batch), d_terms(blurred, batch), d_terms(sharp, blurred_batch)
+    g_sharp, g_blurred = g_terms(sharp, generated["fakes"]), g_terms(blurred, generated["fakes"])
+    g_pre = g_terms(sharp, blur(generated["fakes"]))
+    for sharp_terms, blurred_terms, pre_blurred in ((d_sharp, d_blurred, d_pre), (g_sharp, g_blurred, g_pre)):
+        np.testing.assert_allclose(value(blurred_terms["adv"]), value(sharp_terms["adv"]), rtol=1e-6)
+        np.testing.assert_allclose(value(blurred_terms["cls"]), value(pre_blurred["cls"]), rtol=1e-5)
+        assert abs(value(blurred_terms["cls"]) - value(sharp_terms["cls"])) > 1e-6
+    line = np.zeros((1, 48, 48, 1), np.float32)
+    line[0, 24] = 1.0  # a line one pixel wide keeps under a third of its height
+    assert ops.convert_to_numpy(blur(ops.convert_to_tensor(line)))[0, 24, 24, 0] < 0.3
+
+
+EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24", "--emotion_blur", "1"]  # T3's defaults leave these off
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +230,8 @@ def t3_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight_t3(t3_csv, tmp_path_factory):
-    """A 2-step T3 run with every change on (the defaults, plus R1 and DiffAugment's square), uninterrupted
-    (over an epoch boundary)."""
+    """A 2-step T3 run with every change on (the defaults, plus R1, DiffAugment's square and the
+    blurred emotion view), uninterrupted (over an epoch boundary)."""
     root = tmp_path_factory.mktemp("straight_t3")
     assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *EVERY_CHANGE, *TINY) == 0
     return root / "saved_models" / "r"
@@ -264,11 +305,14 @@ def test_a_t3_run_with_transposed_upsampling_and_a_coarse_mask_trains_and_loads_
     np.testing.assert_allclose(deployable.predict_on_batch([faces, np.array([1, 6], np.int32)]), translated, atol=1e-6)
 
 
-@pytest.mark.parametrize("mask_flag", [("--mask_resolution", 24), ("--lambda_mask_tv", 0.1)])
-def test_a_mask_flag_without_attention_is_one_error_line_and_writes_nothing(mask_flag, t3_csv, tmp_path, capsys):
-    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, "--no-attention", *mask_flag, *TINY) == 2
+@pytest.mark.parametrize("switch_off, flag", [("--no-attention", ("--mask_resolution", 24)),
+                                               ("--no-attention", ("--lambda_mask_tv", 0.1)),
+                                               ("--no-diff_augment", ("--cutout", 24))])
+def test_a_flag_of_a_change_switched_off_is_one_error_line_and_writes_nothing(switch_off, flag, t3_csv, tmp_path,
+                                                                              capsys):
+    assert run(ccyclegan_t3, tmp_path, "--data", t3_csv, switch_off, *flag, *TINY) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "drop them with --no-attention" in err[0], err
+    assert len(err) == 1 and err[0].startswith("error: ") and f"with {switch_off}" in err[0], err
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
