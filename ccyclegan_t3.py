@@ -77,7 +77,7 @@ runs at the same budget:
   have to be taught by a changed mouth or brow rather than by a line drawn on the face. Off: from
   scratch at 1.5, G drew blurred patches where the recipe drew strokes and learnt expression at
   about half the recipe's pace (at 1,792 steps mean relative accuracy 0.29 against 0.67, KID 5.04
-  against 2.91), each step costing more (Experiment Log).
+  against 2.91), at about the same cost per step (Experiment Log; bench/bench_t3.py).
 Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks, the BCE
 adversarial loss, all six other emotions per face per step, lambda_cl = lambda_cyc = 1 (the shipped
 generator was trained on with the cycle weight 3, `rec_loss_w`, after 7,168 steps, which cut its
