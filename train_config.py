@@ -65,6 +65,11 @@ class TrainConfig:
     adam_beta_1: float = arg(0.5, "Adam beta_1", minimum=0, below=1)
     adam_beta_2: float = arg(0.999, "Adam beta_2", minimum=0, below=1)
     d_g_ratio: int = arg(1, "update D on every step and G on every Nth (steps 0, N, 2N, ...)", minimum=1)
+    d_warmup_steps: int = arg(0, "update only D for the first N steps; then G joins as --d_g_ratio says "
+                                 "(steps N, N + ratio, ...)", minimum=0)
+    init_generator: str = arg("", "a new run's G (and its moving average) starts from this saved generator "
+                                  "folder of the same script and flags (e.g. saved_models/pretrained); D and "
+                                  "both Adam states start afresh")
     ema_decay: float = arg(0.999, "grids, evaluation and the saved generator use an exponential moving "
                                   "average of G's weights with this decay per G update (0: off, G itself)",
                            minimum=0, below=1)
@@ -124,6 +129,9 @@ class TrainConfig:
             raise ConfigError("--eval_every needs --classifier PATH (an expression classifier .keras)")
         if self.classifier and not pathlib.Path(self.classifier).is_file():
             raise ConfigError(f"{self.classifier}: classifier file not found (train one with classifier.py)")
+        if self.init_generator and not self.resume and not pathlib.Path(self.init_generator).is_dir():
+            raise ConfigError(f"{self.init_generator}: --init_generator folder not found (give a run folder "
+                              "with g_enc.keras, g_dec.keras and config.json)")
 
 
 class _ArgumentParser(argparse.ArgumentParser):

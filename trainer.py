@@ -133,8 +133,10 @@ class GAN(keras.Model):
         return WarmEMAAdam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name, **ema)
 
     def updates_g(self, step):
-        """Whether step `step` (0-based) updates G: every d_g_ratio-th one, from the first on."""
-        return step % self.config.d_g_ratio == 0
+        """Whether step `step` (0-based) updates G: every d_g_ratio-th one, from the first after
+        --d_warmup_steps on."""
+        warmup = self.config.d_warmup_steps
+        return step >= warmup and (step - warmup) % self.config.d_g_ratio == 0
 
     def _gan_step(self, batch, autodiff, updates_g):
         exp, nets, config = self.experiment, self.nets, self.config
@@ -283,6 +285,24 @@ def load_checkpoint(model, run_dir):
         for i, v in enumerate(opt.variables):
             v.assign(saved[f"opt/{name}/{i}"])
     return state
+
+def init_generator(model, folder):
+    """G's weights, and its moving average, from a saved generator folder of the same experiment and
+    network shape (--init_generator); D and both optimizers keep their fresh start."""
+    translator = run_folder.load_translator(folder)
+    saved_by, training = experiments.name_of(translator.experiment), experiments.name_of(model.experiment)
+    if saved_by != training:
+        raise ConfigError(f"{run_folder.config_path(folder)}: a generator of {saved_by}; --init_generator "
+                          f"needs one of {training}")
+    for name, net in model.g_nets.items():
+        saved = translator.nets.get(name)
+        if saved is None or [w.shape for w in saved.weights] != [w.shape for w in net.weights]:
+            raise ConfigError(f"{run_folder.generator_path(folder, name)}: does not match this run's {name} "
+                              "(the flags that shape G, such as --base_filters, must be the generator's)")
+        net.set_weights(saved.get_weights())
+    for average, variable in zip(model._averages(), model.g_variables):
+        average.assign(ops.copy(variable))
+
 
 # ---------------------------------------------------------------------------------------------
 # Callbacks: per-step log + NaN guard, checkpoints, sample grids, evaluation
@@ -456,10 +476,12 @@ class RunReport(keras.callbacks.Callback):
         self.started, self.first_step = time.time(), model.step
         self.timed_from = self.early_grid = None
         config = run.config
-        # Time from the step after which each kind of step the run has (GAN.updates_g) has run once.
-        kinds = {model.updates_g(model.step + k) for k in range(config.d_g_ratio)}
-        self.warmup_steps = 1
-        while {model.updates_g(model.step + k) for k in range(self.warmup_steps)} != kinds:
+        # Time from the step after which each kind of step the run has after --d_warmup_steps
+        # (GAN.updates_g) has run once.
+        after_warmup = max(model.step, config.d_warmup_steps)
+        kinds = {model.updates_g(after_warmup + k) for k in range(config.d_g_ratio)}
+        self.warmup_steps = after_warmup - model.step + 1
+        while not kinds <= {model.updates_g(model.step + k) for k in range(self.warmup_steps)}:
             self.warmup_steps += 1
         self.measured_steps = config.d_g_ratio * math.ceil(self.MEASURED_STEPS / config.d_g_ratio)
         generator = " + ".join(f"{name}{run_folder.GENERATOR_SUFFIX}" for name in model.g_nets)
@@ -655,6 +677,8 @@ def train(run):
             raise ConfigError(f"{run_dir / run_folder.CHECKPOINT}: saved with {state.get('steps_per_epoch')} steps "
                               f"per epoch, the data now gives {steps_per_epoch}")
         model.step = state["step"]
+    elif config.init_generator:
+        init_generator(model, config.init_generator)
 
     grid_split = run.dataset.splits.get("PublicTest", run.dataset.split("Training"))
     faces, labels = data_loader.fixed_faces(grid_split, seed=config.seed)

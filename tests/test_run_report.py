@@ -7,6 +7,7 @@ import json
 import types
 
 import numpy as np
+import pytest
 
 import ccyclegan_t2
 import run_folder
@@ -42,13 +43,19 @@ def test_a_bounded_run_says_what_it_costs_stops_cleanly_and_resumes(synthetic_cs
     assert json.loads((run_dir / run_folder.TRAIN_LOG).read_text().splitlines()[-1])["step"] == stopped + 2
 
 
-def test_the_estimate_leaves_out_the_compiling_steps_and_counts_whole_d_g_cycles(capsys, monkeypatch):
-    """With --d_g_ratio 5 the first step (G + D) and the second (the first D-only one) compile; the
-    estimate times the 5 steps after them, one G update among them."""
-    step_seconds = [30.0, 20.0, 0.5, 0.5, 0.5, 2.5, 0.5, 0.5]  # steps 0..7: G updates at 0 and 5
+@pytest.mark.parametrize("schedule, step_seconds, timing", [
+    # --d_g_ratio 5: the first step (G + D) and the second (the first D-only one) compile; the estimate
+    # times the 5 steps after them, one G update among them: steps 2-6, (4 x 0.5 + 2.5) / 5
+    ({"d_g_ratio": 5}, [30.0, 20.0, 0.5, 0.5, 0.5, 2.5, 0.5, 0.5], "0.90"),
+    # --d_warmup_steps 3: steps 0-2 only update D (the first compiles), step 3 is the first full one
+    # (it compiles); the estimate times the 5 full steps after it, not the cheaper D-only ones
+    ({"d_warmup_steps": 3}, [20.0, 0.3, 0.3, 30.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.3], "1.00"),
+])
+def test_the_estimate_leaves_out_the_compiling_and_d_warmup_steps_and_counts_whole_d_g_cycles(
+        schedule, step_seconds, timing, capsys, monkeypatch):
     times = iter(itertools.accumulate([0.0, *step_seconds]))
     monkeypatch.setattr(trainer, "time", types.SimpleNamespace(time=lambda: next(times)))
-    config = ccyclegan_t2.Config(d_g_ratio=5, epochs=1, sample_interval=1000, max_minutes=0)
+    config = ccyclegan_t2.Config(**schedule, epochs=1, sample_interval=1000, max_minutes=0)
     run = types.SimpleNamespace(config=config, run_dir="r", images_dir="i",
                                 parallel=types.SimpleNamespace(describe=lambda: "one device"))
     gan = types.SimpleNamespace(config=config)
@@ -60,4 +67,4 @@ def test_the_estimate_leaves_out_the_compiling_steps_and_counts_whole_d_g_cycles
     for _ in step_seconds:
         model.step += 1
         report.on_train_batch_end(model.step - 1)
-    assert "timing: 0.90 s/step on one device" in capsys.readouterr().out  # steps 2-6: (4 x 0.5 + 2.5) / 5
+    assert f"timing: {timing} s/step on one device" in capsys.readouterr().out

@@ -121,6 +121,46 @@ def test_load_translator_matches_the_trained_model(straight_t1, tiny_csv):
         run_folder.load_translator(straight_t1)
 
 
+def test_init_generator_starts_g_and_its_average_from_a_saved_generator_and_d_afresh(straight_t1, tiny_csv,
+                                                                                     tmp_path):
+    """A new run from straight_t1's generator (its moving average): during --d_warmup_steps 2 only D
+    learns, so G, its average and the saved generator are still the saved one's weights; step 2 is
+    the first to update G (then every --d_g_ratio 2nd)."""
+    source = straight_t1 / "saved_models" / "r"
+    args = ["--data", tiny_csv, "--run_name", "w", "--init_generator", source, "--d_warmup_steps", 2,
+            *TINY, *T1_SCHEDULE]
+    assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 2) == 0
+    run_dir = tmp_path / "saved_models" / "w"
+    saved = run_folder.load_translator(source).nets["generator"].get_weights()
+    warm = arrays(run_dir)
+    for i, weight in enumerate(saved):
+        np.testing.assert_array_equal(warm[f"net/generator/{i}"], weight)
+    for folder in (run_dir, run_dir / run_folder.RAW_GENERATOR):  # G's moving average, and G itself
+        for ours, weight in zip(run_folder.load_translator(folder).nets["generator"].get_weights(), saved):
+            np.testing.assert_array_equal(ours, weight)
+    assert not any(k.startswith("G/") for record in log(run_dir) for k in record)
+    straight = arrays(source)
+    assert any(not np.array_equal(warm[k], straight[k]) for k in straight if k.startswith("net/d/"))
+
+    assert run(ccyclegan_t1, tmp_path, *args, "--max_steps", 5, "--resume") == 0
+    assert [any(k.startswith("G/") for k in r) for r in log(run_dir)] == [False, False, True, False, True]
+    assert any(not np.array_equal(arrays(run_dir)[f"net/generator/{i}"], w) for i, w in enumerate(saved))
+
+
+def test_init_generator_refuses_another_experiment_or_shape_in_one_line_and_writes_nothing(
+        straight_t1, tiny_csv, tmp_path, capsys):
+    source = straight_t1 / "saved_models" / "r"
+    cases = {(ccyclegan_t2, source, 4): "a generator of ccyclegan_t1; --init_generator needs one of ccyclegan_t2",
+             (ccyclegan_t1, source, 8): "generator.keras: does not match this run's generator",
+             (ccyclegan_t1, tmp_path / "absent", 4): "absent: --init_generator folder not found"}
+    for (experiment, folder, width), message in cases.items():
+        assert run(experiment, tmp_path / "out", "--data", tiny_csv, "--init_generator", folder, *TINY,
+                   "--base_filters", width) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+        assert not (tmp_path / "out").exists()
+
+
 def test_t2_saves_encoder_and_decoder_and_logs_its_terms(tiny_csv, tmp_path):
     assert run(ccyclegan_t2, tmp_path, "--data", tiny_csv, "--max_steps", 2, *TINY) == 0
     run_dir = tmp_path / "saved_models" / "t2"
