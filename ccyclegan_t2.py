@@ -95,15 +95,16 @@ def decoder(skips, target, f, resize=False):
     return layers.Concatenate()([u, skips[0]])
 
 
-def build_discriminator(config):
-    """Multi-task D: shared convs -> (real/fake logit, 7 emotion logits)."""
+def build_discriminator(config, adv_head=None):
+    """Multi-task D: shared convs -> (real/fake logit, 7 emotion logits). `adv_head`, if given, makes
+    the real/fake output from the 4 x 4 map of the third conv block instead (T3's --d_patch)."""
     f = config.base_filters
     face = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="face")
     x = blocks.conv_block(face, f, padding="valid", norm=False)
     x = blocks.conv_block(x, 2 * f, padding="valid")
-    x = blocks.conv_block(x, 4 * f, padding="valid")
-    x = layers.Flatten()(blocks.conv_block(x, 8 * f, padding="valid", norm=False))
-    adv = layers.Dense(1, name="adv")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
+    patches = blocks.conv_block(x, 4 * f, padding="valid")
+    x = layers.Flatten()(blocks.conv_block(patches, 8 * f, padding="valid", norm=False))
+    adv = adv_head(patches) if adv_head else layers.Dense(1, name="adv")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
     cls = layers.Dense(NUM_CLASSES, name="cls")(layers.LeakyReLU(0.2)(layers.Dense(8 * f)(x)))
     return keras.Model(face, [adv, cls], name="d")
 

@@ -78,12 +78,20 @@ runs at the same budget:
   scratch at 1.5, G drew blurred patches where the recipe drew strokes and learnt expression at
   about half the recipe's pace (at 1,792 steps mean relative accuracy 0.29 against 0.67, KID 5.04
   against 2.91), at about the same cost per step (Experiment Log; bench/bench_t3.py).
-Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks, the BCE
-adversarial loss, all six other emotions per face per step, lambda_cl = lambda_cyc = 1 (the shipped
-generator was trained on with the cycle weight 3, `rec_loss_w`, after 7,168 steps, which cut its
-reconstruction L1 from 0.14 to under 0.08: Experiment Log), G's moving average
-(`--ema_decay 0.999`), 64 channels (on a 2-core CPU 32 gave more per CPU-hour: Experiment Log).
-With every default on, a training step costs about 3.8x T2's on a 2-core CPU (bench/bench_t3.py):
+- `--d_patch` (PatchGAN, Isola et al. 2017; off by default): D's real/fake head becomes 1x1 convs on
+  its third conv block's 4 x 4 map, one logit per 22 x 22 patch (the receptive field of its convs),
+  averaged in the loss, instead of dense layers giving one logit per face; the emotion head is T2's.
+  Why: the strokes are local, and one logit per face may average a local artefact away. Off: with G
+  held at the shipped generator for 1,344 D-only steps neither head's real/fake loss left chance
+  (1.386), so neither found the strokes fake; trained on from there (`--init_generator`, 448 G
+  steps) G drew one crude template per emotion (FID 41.3 against 21.7 with T2's head; Experiment
+  Log).
+Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks (but
+`--d_patch`), the BCE adversarial loss, all six other emotions per face per step, lambda_cl =
+lambda_cyc = 1 (the shipped generator was trained on with the cycle weight 3, `rec_loss_w`, after
+7,168 steps, which cut its reconstruction L1 from 0.14 to under 0.08: Experiment Log), G's moving
+average (`--ema_decay 0.999`), 64 channels (on a 2-core CPU 32 gave more per CPU-hour: Experiment
+Log). With every default on, a training step costs about 3.8x T2's on a 2-core CPU (bench/bench_t3.py):
 half of it is the resize upsampling, most of the rest the cycle (each translation is encoded and
 decoded again); R1, where switched on, adds a second-order backward pass through D on the real
 faces.
@@ -99,7 +107,6 @@ import numpy as np
 
 import ccyclegan_t2 as t2
 import train_config
-from ccyclegan_t2 import build_discriminator  # T2's D, unchanged
 from data_loader import IMAGE_SIZE, NUM_CLASSES
 from lazy_import import lazy_import
 from train_config import arg
@@ -140,6 +147,8 @@ class Config(t2.Config):
     emotion_blur: float = arg(0.0, "D's emotion head (and so G's classification term) reads every face "
                                    "blurred by a Gaussian of this sigma in pixels; its real/fake head reads "
                                    "it sharp (0: off)", minimum=0)
+    d_patch: bool = arg(False, "D's real/fake output is a 4 x 4 map of logits, each judging a 22 x 22 "
+                               "patch (PatchGAN), instead of one logit for the whole face")
     # T3 runs written before these flags existed (their config.json lacks them) trained with these values.
     PREDATED = {**t2.Config.PREDATED, "upsample": "transpose", "diff_augment": False, "cutout": 24}
 
@@ -199,6 +208,18 @@ def with_coarse_mask(g_dec, resolution):
     mask = layers.AveragePooling2D(IMAGE_SIZE // resolution)(mask)
     mask = layers.Resizing(IMAGE_SIZE, IMAGE_SIZE, interpolation="bilinear", name="mask")(mask)
     return keras.Model(inputs, [colour, mask], name="g_dec")
+
+
+def build_discriminator(config):
+    """T2's D; with --d_patch its real/fake head is PatchGAN's (Isola et al. 2017): 1x1 convs on the
+    third conv block's 4 x 4 map, one logit per 22 x 22 patch (stride 8)."""
+    if not config.d_patch:
+        return t2.build_discriminator(config)
+
+    def patch_head(patches):
+        hidden = layers.LeakyReLU(0.2)(blocks.Conv2D(8 * config.base_filters, 1)(patches))
+        return blocks.Conv2D(1, 1, name="adv")(hidden)
+    return t2.build_discriminator(config, patch_head)
 
 
 def build_networks(config):

@@ -218,7 +218,30 @@ def test_emotion_blur_reaches_only_what_ds_emotion_head_reads():
     assert ops.convert_to_numpy(blur(ops.convert_to_tensor(line)))[0, 24, 24, 0] < 0.3
 
 
-EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24", "--emotion_blur", "1"]  # T3's defaults leave these off
+def test_d_patch_judges_each_patch_and_the_adversarial_terms_average_over_faces_and_patches():
+    """With --d_patch D's real/fake output is a 4 x 4 map per face (its emotion logits as before), and
+    G's adversarial term is the mean over faces and patches of -log sigmoid(logit)."""
+    from keras import ops
+    import trainer
+    rng = np.random.default_rng(5)
+    labels = np.array([1, 6], np.int32)
+    targets = {k: ops.convert_to_tensor(v) for k, v in ccyclegan_t3.draw_targets(labels, rng).items()}
+    batch = trainer.Batch(ops.convert_to_tensor(rng.uniform(-1, 1, (2, 48, 48, 1)).astype(np.float32)),
+                          ops.convert_to_tensor(labels), targets)
+    config = ccyclegan_t3.Config(base_filters=4, diff_augment=False, d_patch=True)
+    nets = ccyclegan_t3.build_networks(config)
+    generated = ccyclegan_t3.generate(nets, batch, config)
+    adv, cls = (ops.convert_to_numpy(x).astype(np.float64) for x in nets["d"](generated["fakes"]))
+    assert adv.shape == (12, 4, 4, 1) and cls.shape == (12, 7)
+    g_adv = float(ops.convert_to_numpy(ccyclegan_t3.generator_loss(nets, batch, generated, config)[1]["adv"]))
+    np.testing.assert_allclose(g_adv, np.mean(np.log1p(np.exp(-adv))), rtol=1e-5)
+    default = ccyclegan_t3.build_discriminator(ccyclegan_t3.Config(base_filters=4))
+    shapes = lambda weights: [tuple(w.shape) for w in weights]  # noqa: E731
+    assert shapes(default.weights[:10]) == shapes(nets["d"].weights[:10])  # T2's four conv blocks
+    assert shapes(default.weights[-2:]) == shapes(nets["d"].weights[-2:])  # and its emotion logits
+
+
+EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24", "--emotion_blur", "1", "--d_patch"]  # off by default
 
 
 @pytest.fixture(scope="module")
@@ -230,8 +253,8 @@ def t3_csv(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight_t3(t3_csv, tmp_path_factory):
-    """A 2-step T3 run with every change on (the defaults, plus R1, DiffAugment's square and the
-    blurred emotion view), uninterrupted (over an epoch boundary)."""
+    """A 2-step T3 run with every change on (the defaults, plus R1, DiffAugment's square, the blurred
+    emotion view and the patch real/fake head), uninterrupted (over an epoch boundary)."""
     root = tmp_path_factory.mktemp("straight_t3")
     assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *EVERY_CHANGE, *TINY) == 0
     return root / "saved_models" / "r"
