@@ -91,10 +91,10 @@ Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's network
 lambda_cyc = 1 (the shipped generator was trained on with the cycle weight 3, `rec_loss_w`, after
 7,168 steps, which cut its reconstruction L1 from 0.14 to under 0.08: Experiment Log), G's moving
 average (`--ema_decay 0.999`), 64 channels (on a 2-core CPU 32 gave more per CPU-hour: Experiment
-Log). With every default on, a training step costs about 3.8x T2's on a 2-core CPU (bench/bench_t3.py):
-half of it is the resize upsampling, most of the rest the cycle (each translation is encoded and
-decoded again); R1, where switched on, adds a second-order backward pass through D on the real
-faces.
+Log). With every default on, a training step costs about 3.8x T2's on a 2-core CPU
+(bench/bench_t3.py): half of it is the resize upsampling, most of the rest the cycle (each
+translation is encoded and decoded again); R1, where switched on, adds a second-order backward pass
+through D on the real faces.
 
     python ccyclegan_t3.py --data datasets/fer2013.csv          # train (see --help)
     python ccyclegan_t3.py --demo                              # minutes on CPU, synthetic faces

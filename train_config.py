@@ -131,7 +131,7 @@ class TrainConfig:
             raise ConfigError(f"{self.classifier}: classifier file not found (train one with classifier.py)")
         if self.init_generator and not self.resume and not pathlib.Path(self.init_generator).is_dir():
             raise ConfigError(f"{self.init_generator}: --init_generator folder not found (give a run folder "
-                              "with g_enc.keras, g_dec.keras and config.json)")
+                              "with a generator's .keras files and config.json)")
 
 
 class _ArgumentParser(argparse.ArgumentParser):

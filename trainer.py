@@ -286,6 +286,7 @@ def load_checkpoint(model, run_dir):
             v.assign(saved[f"opt/{name}/{i}"])
     return state
 
+
 def init_generator(model, folder):
     """G's weights, and its moving average, from a saved generator folder of the same experiment and
     network shape (--init_generator); D and both optimizers keep their fresh start."""
