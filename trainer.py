@@ -119,10 +119,7 @@ class GAN(keras.Model):
         self.compile(optimizer=KeepWeightsOptimizer(
             lambda v: self.d_optimizer if id(v) in d_ids else self.g_optimizer))
         self.optimizer.build(self.g_variables + self.d_variables)
-        for average, variable in zip(self._averages(), self.g_variables):
-            # Grids before the first G update show G, not zeros. A copy: on JAX, variables that shared
-            # an array would lose it when fit() donates one of them.
-            average.assign(ops.copy(variable))
+        self.restart_average()  # grids before the first G update show G, not zeros
         self.built = True
         self._inference = None
         self.step = 0          # global step, counted on the host by the train function
@@ -131,6 +128,12 @@ class GAN(keras.Model):
     def _adam(self, name, **ema):
         c = self.config
         return WarmEMAAdam(c.adam_lr, beta_1=c.adam_beta_1, beta_2=c.adam_beta_2, name=name, **ema)
+
+    def restart_average(self):
+        """G's moving average set to G's weights (none without EMA). Copies: on JAX, variables that
+        shared an array would lose it when fit() donates one of them."""
+        for average, variable in zip(self._averages(), self.g_variables):
+            average.assign(ops.copy(variable))
 
     def updates_g(self, step):
         """Whether step `step` (0-based) updates G: every d_g_ratio-th one, from the first after
@@ -301,8 +304,7 @@ def init_generator(model, folder):
             raise ConfigError(f"{run_folder.generator_path(folder, name)}: does not match this run's {name} "
                               "(the flags that shape G, such as --base_filters, must be the generator's)")
         net.set_weights(saved.get_weights())
-    for average, variable in zip(model._averages(), model.g_variables):
-        average.assign(ops.copy(variable))
+    model.restart_average()
 
 
 # ---------------------------------------------------------------------------------------------
