@@ -22,6 +22,7 @@ import figures
 import input_gradient_case
 import run_folder
 import synthetic_faces
+import train_config
 import translate
 from test_trainer import TINY, arrays, log, run
 
@@ -218,6 +219,34 @@ def test_emotion_blur_reaches_only_what_ds_emotion_head_reads():
     assert ops.convert_to_numpy(blur(ops.convert_to_tensor(line)))[0, 24, 24, 0] < 0.3
 
 
+def test_augment_heads_emotion_shows_the_real_fake_head_the_faces_as_they_are():
+    """With --augment_heads emotion the real/fake terms of D and G are those without DiffAugment, and
+    the emotion terms those with it (both heads shifted, the default)."""
+    from keras import ops
+    import trainer
+    rng = np.random.default_rng(8)
+    labels = np.array([0, 5, 3], np.int32)
+    targets = {k: ops.convert_to_tensor(v) for k, v in ccyclegan_t3.draw_targets(labels, rng).items()}
+    batch = trainer.Batch(ops.convert_to_tensor(rng.uniform(-1, 1, (3, 48, 48, 1)).astype(np.float32)),
+                          ops.convert_to_tensor(labels), targets)
+    plain, both, emotion = (ccyclegan_t3.Config(base_filters=4, diff_augment=augment, augment_heads=heads)
+                            for augment, heads in ((False, "both"), (True, "both"), (True, "emotion")))
+    nets = ccyclegan_t3.build_networks(plain)
+    generated = ccyclegan_t3.generate(nets, batch, plain)
+
+    def terms(config):
+        return {(loss.__name__, term): float(ops.convert_to_numpy(value))
+                for loss in (ccyclegan_t3.discriminator_loss, ccyclegan_t3.generator_loss)
+                for term, value in loss(nets, batch, generated, config)[1].items() if term in ("adv", "cls")}
+    sharp, shifted, split = terms(plain), terms(both), terms(emotion)
+    for key in split:
+        expected = (sharp if key[1] == "adv" else shifted)[key]
+        np.testing.assert_allclose(split[key], expected, rtol=1e-5, err_msg=str(key))
+        assert abs(sharp[key] - shifted[key]) > 1e-6, key  # the shifts change every term
+    with pytest.raises(train_config.ConfigError, match="--augment_heads"):
+        ccyclegan_t3.Config(diff_augment=False, augment_heads="emotion").check()
+
+
 def test_d_patch_judges_each_patch_and_the_adversarial_terms_average_over_faces_and_patches():
     """With --d_patch D's real/fake output is a 4 x 4 map per face (its emotion logits as before), and
     G's adversarial term is the mean over faces and patches of -log sigmoid(logit)."""
@@ -241,7 +270,8 @@ def test_d_patch_judges_each_patch_and_the_adversarial_terms_average_over_faces_
     assert shapes(default.weights[-2:]) == shapes(nets["d"].weights[-2:])  # and its emotion logits
 
 
-EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24", "--emotion_blur", "1", "--d_patch"]  # off by default
+EVERY_CHANGE = ["--r1_gamma", "1", "--cutout", "24", "--emotion_blur", "1", "--d_patch",  # off by default
+                "--augment_heads", "emotion"]
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +284,8 @@ def t3_csv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def straight_t3(t3_csv, tmp_path_factory):
     """A 2-step T3 run with every change on (the defaults, plus R1, DiffAugment's square, the blurred
-    emotion view and the patch real/fake head), uninterrupted (over an epoch boundary)."""
+    emotion view, the patch real/fake head reading unshifted faces), uninterrupted (over an epoch
+    boundary)."""
     root = tmp_path_factory.mktemp("straight_t3")
     assert run(ccyclegan_t3, root, "--data", t3_csv, "--run_name", "r", "--max_steps", 2, *EVERY_CHANGE, *TINY) == 0
     return root / "saved_models" / "r"
