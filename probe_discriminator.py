@@ -44,13 +44,18 @@ def random_shifts(n, rng):
     return rng.integers(-ccyclegan_t3.SHIFT, ccyclegan_t3.SHIFT + 1, (n, 2))
 
 
-def auc(d, real, fake):
-    """ROC AUC of D's real/fake logit (averaged over its map, if it judges patches): real against fake."""
+def mean_logits(d, faces, batch_size=256):
+    """D's real/fake logit of each face, averaged over its map where it judges patches (T1, --d_patch)."""
     from keras import ops
+    return np.concatenate([ops.convert_to_numpy(d(faces[i:i + batch_size], training=False)).reshape(
+        len(faces[i:i + batch_size]), -1).mean(axis=1) for i in range(0, len(faces), batch_size)])
+
+
+def auc(d, real, fake):
+    """ROC AUC of D's real/fake logits: real against fake (0.5: D cannot tell them apart)."""
     from sklearn.metrics import roc_auc_score
-    scores = [np.concatenate([ops.convert_to_numpy(d(faces[i:i + 256], training=False)).reshape(-1, np.prod(
-        d.output.shape[1:])).mean(axis=1) for i in range(0, len(faces), 256)]) for faces in (real, fake)]
-    return roc_auc_score(np.r_[np.ones(len(real)), np.zeros(len(fake))], np.concatenate(scores))
+    return roc_auc_score(np.r_[np.ones(len(real)), np.zeros(len(fake))],
+                         np.concatenate([mean_logits(d, real), mean_logits(d, fake)]))
 
 
 def probe(build_d, train, held_out, *, steps, batch_size, learning_rate, beta_1, beta_2, every, seed,
@@ -74,11 +79,11 @@ def probe(build_d, train, held_out, *, steps, batch_size, learning_rate, beta_1,
     is_real = np.repeat(np.float32([1, 0]), batch_size)  # a batch: the real faces, then the translations
     last, losses = {}, {name: [] for name in judges}
     for step in range(1, steps + 1):
-        faces = np.concatenate([faces[rng.integers(0, len(faces), batch_size)] for faces in train])
+        batch = np.concatenate([kind[rng.integers(0, len(kind), batch_size)] for kind in train])
         for name, judge in judges.items():
             shape = judge.output.shape[1:]  # one logit, or a map of them (T1, --d_patch)
             targets = np.broadcast_to(is_real.reshape(-1, *[1] * len(shape)), (len(is_real), *shape))
-            losses[name].append(float(np.asarray(judge.train_on_batch(views[name](faces), targets))))
+            losses[name].append(float(np.asarray(judge.train_on_batch(views[name](batch), targets))))
         if step % every == 0 or step == steps:
             last = {name: auc(judge, *held_out_seen[name]) for name, judge in judges.items()}
             say(f"step {step}: " + ", ".join(f"{name} D loss {np.mean(losses[name][-every:]):.3f} (chance 0.693) "
@@ -104,6 +109,9 @@ def main(argv=None):
     parser.add_argument("--every", type=int, default=100, help="print the held-out AUCs every this many steps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.every < 1:
+        print("error: --steps and --every take 1 or more", file=sys.stderr)
+        return 2
     try:
         data = data_loader.load_fer2013(args.data)
         train, test = data.split("Training"), data.split("PublicTest")

@@ -45,6 +45,7 @@ def test_the_tool_on_a_run_folder_and_its_bad_inputs(tiny_generator, synthetic_c
     assert "16 + 16 Training faces" in out and "step 1: sharp D loss" in out and "(6, 6) AUC" in out
     assert probe_discriminator.main([str(tmp_path / "none"), "--data", str(synthetic_csv)]) == 2
     assert probe_discriminator.main([str(tiny_generator), "--data", str(synthetic_csv), "--faces", "10000"]) == 2
+    assert probe_discriminator.main([str(tiny_generator), "--every", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
-    assert "--faces takes 1 to" in err[1]
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "--faces takes 1 to" in err[1] and "--every" in err[2]
