@@ -47,8 +47,9 @@ def random_shifts(n, rng):
 def mean_logits(d, faces, batch_size=256):
     """D's real/fake logit of each face, averaged over its map where it judges patches (T1, --d_patch)."""
     from keras import ops
-    return np.concatenate([ops.convert_to_numpy(d(faces[i:i + batch_size], training=False)).reshape(
-        len(faces[i:i + batch_size]), -1).mean(axis=1) for i in range(0, len(faces), batch_size)])
+    chunks = (faces[i:i + batch_size] for i in range(0, len(faces), batch_size))
+    return np.concatenate([ops.convert_to_numpy(d(chunk, training=False)).reshape(len(chunk), -1).mean(axis=1)
+                           for chunk in chunks])
 
 
 def auc(d, real, fake):
@@ -91,11 +92,11 @@ def probe(build_d, train, held_out, *, steps, batch_size, learning_rate, beta_1,
     return judges, last
 
 
-def translations(translator, split, indices, rng, batch_size=256):
+def translations(translator, split, indices, rng):
     """The faces of `split` at `indices`, each translated into a random other emotion."""
     labels = split.labels[indices]
     targets = ((labels + rng.integers(1, NUM_CLASSES, len(labels))) % NUM_CLASSES).astype(np.int32)
-    return translator.translate(data_loader.to_float(split.images[indices]), targets, batch_size)
+    return translator.translate(data_loader.to_float(split.images[indices]), targets)
 
 
 def main(argv=None):
