@@ -91,10 +91,11 @@ runs at the same budget:
   trained on real faces against the shipped generator's translations tells them apart on held-out
   faces when it sees them as they are (ROC AUC 0.74 after 100 steps, 0.84 after 600), and not at
   all through the shifts (0.51 after 600; `probe_discriminator.py`), so with `both` the real/fake
-  head hardly guides G; the shifts are wanted against G fooling the emotion head. Not the default
-  yet: started from the shipped generator with a fresh D, G answered the sharp head by changing
-  less (mask mean 0.95 against 0.85) and drew crude templates for Happy and Disgust; a run from
-  scratch is under way (Experiment Log).
+  head hardly guides G; the shifts are wanted against G fooling the emotion head. Off: from
+  scratch, with the recipe's other flags and seed, G learnt expression at half the recipe's pace
+  (mean relative accuracy 0.517 against 1.041 at 3,584 steps, KID 2.86 against 1.36), changed the
+  faces less and still drew thin strokes; started from the shipped generator with a fresh D, G
+  answered the sharp head by changing less and drew crude templates (Experiment Log).
 Unchanged from T2: G_enc/G_dec with the transform at the bottleneck, D's networks (but
 `--d_patch`), the BCE adversarial loss, all six other emotions per face per step, lambda_cl =
 lambda_cyc = 1 (the shipped generator was trained on with the cycle weight 3, `rec_loss_w`, after
